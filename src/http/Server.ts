@@ -1,0 +1,76 @@
+/**
+ * The HTTP server: the route table, a fallback that answers unknown paths
+ * with 404 and known paths with a wrong method with 405 (both in the error
+ * envelope), and a middleware that turns failures into envelopes and logs
+ * every unexpected one with a request id.
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { createServer } from "node:http"
+import { AppConfig } from "../services/AppConfig.ts"
+import { ApiError } from "./ApiError.ts"
+import { handleFailures } from "./Failures.ts"
+import { makeHealthHandler } from "./Health.ts"
+
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+
+/** Every route the service serves, by path, for the 405 answer's Allow header. */
+const ROUTE_TABLE: ReadonlyArray<{ readonly method: Method; readonly path: string }> = [
+  { method: "GET", path: "/v1/healthz" }
+]
+
+/**
+ * Registers a route whose failures become error envelopes inside the
+ * handler: the router sends a plain 500 for any failure that leaves it.
+ */
+const route = <E, R>(
+  method: Method | "*",
+  path: HttpRouter.PathInput,
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+) => HttpRouter.add(method, path, handleFailures(handler))
+
+const HealthRoute = Layer.unwrap(Effect.map(makeHealthHandler, (handler) => route("GET", "/v1/healthz", handler)))
+
+const fallback = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const path = request.url.split("?")[0] ?? "/"
+  const allowed = allowedMethods(path)
+  if (allowed.length === 0) {
+    return yield* new ApiError({ status: 404, code: "not_found", params: { path: truncate(path) } })
+  }
+  return yield* new ApiError({
+    status: 405,
+    code: "method_not_allowed",
+    params: { method: truncate(request.method), path: truncate(path), allowed: allowed.join(", ") },
+    headers: { allow: allowed.join(", ") }
+  })
+})
+
+const FallbackRoute = route("*", "/*", fallback)
+
+const allowedMethods = (path: string): ReadonlyArray<Method> =>
+  ROUTE_TABLE.filter((route) => routePattern(route.path).test(path)).map((route) => route.method)
+
+const routePattern = (path: string) => new RegExp(`^${path.replace(/:[A-Za-z]+/g, "[^/]+")}/?$`)
+
+const truncate = (text: string) => text.length > 200 ? `${text.slice(0, 200)}…` : text
+
+const Routes = Layer.mergeAll(HealthRoute, FallbackRoute)
+
+/** The server on HOST:PORT; closing its scope stops accepting and drains in-flight requests. */
+export const HttpLive = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    return HttpRouter.serve(Routes, {
+      disableLogger: true,
+      disableListenLog: true
+    }).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
+        host: config.host,
+        port: config.port,
+        gracefulShutdownTimeout: "20 seconds"
+      }))
+    )
+  })
+)

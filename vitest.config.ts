@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Each test file starts its own embedded PostgreSQL, so two files at a
+    // time keeps a 2-core machine responsive.
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 120_000
+  }
+})
