@@ -11,6 +11,9 @@ import { AppConfig, type AppSettings } from "./services/AppConfig.ts"
 import { Bootstrap } from "./services/Bootstrap.ts"
 import { Database, SqlLive } from "./services/Database.ts"
 import { layerLogger } from "./services/Log.ts"
+import { ApiKeys } from "./services/ApiKeys.ts"
+import { Properties } from "./services/Properties.ts"
+import { TenantDb } from "./services/TenantDb.ts"
 
 const Lifecycle = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -24,10 +27,12 @@ export const appLayer = (settings: AppSettings) => {
   const ConfigLive = AppConfig.layerWith(settings)
   const DatabaseLive = Database.layer.pipe(Layer.provide(ConfigLive))
   const Infrastructure = Layer.mergeAll(ConfigLive, DatabaseLive, SqlLive.pipe(Layer.provide([DatabaseLive, ConfigLive])))
+  const Services = Layer.mergeAll(ApiKeys.layer, Properties.layer).pipe(Layer.provideMerge(TenantDb.layer))
   return Lifecycle.pipe(
     Layer.provideMerge(HttpLive),
+    Layer.provide(Services),
     Layer.provide(Bootstrap.layer),
-    Layer.provide(Infrastructure)
+    Layer.provideMerge(Infrastructure)
   )
 }
 

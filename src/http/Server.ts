@@ -12,12 +12,15 @@ import { AppConfig } from "../services/AppConfig.ts"
 import { ApiError } from "./ApiError.ts"
 import { handleFailures } from "./Failures.ts"
 import { makeHealthHandler } from "./Health.ts"
+import { createProperty, listProperties } from "./AdminProperties.ts"
 
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
 
 /** Every route the service serves, by path, for the 405 answer's Allow header. */
 const ROUTE_TABLE: ReadonlyArray<{ readonly method: Method; readonly path: string }> = [
-  { method: "GET", path: "/v1/healthz" }
+  { method: "GET", path: "/v1/healthz" },
+  { method: "GET", path: "/v1/admin/properties" },
+  { method: "POST", path: "/v1/admin/properties" }
 ]
 
 /**
@@ -31,6 +34,11 @@ const route = <E, R>(
 ) => HttpRouter.add(method, path, handleFailures(handler))
 
 const HealthRoute = Layer.unwrap(Effect.map(makeHealthHandler, (handler) => route("GET", "/v1/healthz", handler)))
+
+const AdminRoutes = Layer.mergeAll(
+  route("GET", "/v1/admin/properties", listProperties),
+  route("POST", "/v1/admin/properties", createProperty)
+)
 
 const fallback = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
@@ -56,7 +64,7 @@ const routePattern = (path: string) => new RegExp(`^${path.replace(/:[A-Za-z]+/g
 
 const truncate = (text: string) => text.length > 200 ? `${text.slice(0, 200)}…` : text
 
-const Routes = Layer.mergeAll(HealthRoute, FallbackRoute)
+const Routes = Layer.mergeAll(HealthRoute, AdminRoutes, FallbackRoute)
 
 /** The server on HOST:PORT; closing its scope stops accepting and drains in-flight requests. */
 export const HttpLive = Layer.unwrap(

@@ -15,6 +15,8 @@ export interface AppSettings {
   readonly port: number
   /** External PostgreSQL; when absent the service runs an embedded one. */
   readonly databaseUrl: Option.Option<Redacted.Redacted<URL>>
+  /** Login of the application role, when the operator manages it. */
+  readonly databaseAppUrl: Option.Option<Redacted.Redacted<URL>>
   readonly dataDir: string
   /** Port of the embedded PostgreSQL, which listens on 127.0.0.1 only. */
   readonly embeddedPostgresPort: number
@@ -27,6 +29,8 @@ export interface AppSettings {
   readonly trustProxy: TrustProxy
   readonly logLevel: LogLevelName
   readonly databasePoolSize: number
+  /** How long a resolved API key is trusted before it is read again: the revocation delay. */
+  readonly apiKeyCacheSeconds: number
 }
 
 export class InvalidSetting extends Schema.TaggedError<InvalidSetting>()("InvalidSetting", {
@@ -58,6 +62,14 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
   ).pipe(Effect.flatMap(Option.match({
     onNone: () => Effect.succeed(Option.none<Redacted.Redacted<URL>>()),
     onSome: (text) => Effect.map(parseDatabaseUrl(text), (url) => Option.some(Redacted.make(url)))
+  })))
+  const databaseAppUrl = yield* optionalSetting(
+    "DATABASE_APP_URL",
+    Config.String("DATABASE_APP_URL"),
+    "a postgres:// or postgresql:// URL that logs in as porchlight_app"
+  ).pipe(Effect.flatMap(Option.match({
+    onNone: () => Effect.succeed(Option.none<Redacted.Redacted<URL>>()),
+    onSome: (text) => Effect.map(parseDatabaseUrl(text, "DATABASE_APP_URL"), (url) => Option.some(Redacted.make(url)))
   })))
   const dataDir = yield* setting("DATA_DIR", Config.NonEmptyString("DATA_DIR"), "a folder path", "./.data")
   const embeddedPostgresPort = yield* setting(
@@ -100,6 +112,16 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
         : Effect.fail(new InvalidSetting({ variable: "DATABASE_POOL_SIZE", expected: "an integer from 2 to 100" }))
     ))
 
+  const apiKeyCacheSeconds = yield* setting("API_KEY_CACHE_SECONDS", Config.Int("API_KEY_CACHE_SECONDS"),
+    "an integer number of seconds from 0 to 300", 30).pipe(Effect.flatMap((seconds) =>
+      seconds >= 0 && seconds <= 300
+        ? Effect.succeed(seconds)
+        : Effect.fail(new InvalidSetting({
+          variable: "API_KEY_CACHE_SECONDS",
+          expected: "an integer number of seconds from 0 to 300"
+        }))
+    ))
+
   if (Option.isSome(databaseUrl) && Option.isNone(ipHashPepper)) {
     // With an external database the pepper cannot be generated and kept under
     // DATA_DIR, because a second machine would hash the same IP differently.
@@ -113,6 +135,7 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
     host,
     port,
     databaseUrl,
+    databaseAppUrl,
     dataDir: Path.resolve(dataDir),
     embeddedPostgresPort,
     ipHashPepper,
@@ -123,7 +146,8 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
     geoipCountryDb,
     trustProxy,
     logLevel,
-    databasePoolSize
+    databasePoolSize,
+    apiKeyCacheSeconds
   }
 })
 
@@ -157,16 +181,16 @@ const apiKeySetting = (variable: string) =>
     )
   )
 
-const parseDatabaseUrl = (text: string): Effect.Effect<URL, InvalidSetting> => {
+const parseDatabaseUrl = (text: string, variable = "DATABASE_URL"): Effect.Effect<URL, InvalidSetting> => {
   const expected = "a postgres:// or postgresql:// URL such as postgres://user:password@host:5432/db"
   if (!URL.canParse(text)) {
-    return Effect.fail(new InvalidSetting({ variable: "DATABASE_URL", expected }))
+    return Effect.fail(new InvalidSetting({ variable, expected }))
   }
   const url = new URL(text)
   const validScheme = url.protocol === "postgres:" || url.protocol === "postgresql:"
   return validScheme && url.hostname !== "" && url.pathname.length > 1
     ? Effect.succeed(url)
-    : Effect.fail(new InvalidSetting({ variable: "DATABASE_URL", expected }))
+    : Effect.fail(new InvalidSetting({ variable, expected }))
 }
 
 /**

@@ -10,6 +10,7 @@ import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 import { loadLocalSecrets } from "./LocalSecrets.ts"
 import { runMigrations } from "./Migrations.ts"
+import { enableAppRole } from "./AppRole.ts"
 
 export type DatabaseKind = "embedded" | "external"
 
@@ -31,10 +32,14 @@ export class Database extends Context.Service<Database, DatabaseShape>()("porchl
         ? yield* externalDatabase(config.databaseUrl.value, config.ipHashPepper)
         : yield* embeddedDatabase(config.dataDir, config.embeddedPostgresPort, config.ipHashPepper)
       const applied = yield* runMigrations(database.ownerUrl)
+      const appUrl = yield* Option.match(config.databaseAppUrl, {
+        onNone: () => enableAppRole(database.ownerUrl, database.ipHashPepper),
+        onSome: Effect.succeed
+      })
       yield* Effect.logInfo("database ready").pipe(
         Effect.annotateLogs({ databaseKind: database.kind, migrationsApplied: applied.length })
       )
-      return database
+      return { ...database, appUrl }
     }).pipe(Effect.annotateLogs("service", "database"))
   )
 }
@@ -43,7 +48,7 @@ const externalDatabase = (url: Redacted.Redacted<URL>, pepper: Option.Option<Red
   Effect.gen(function*() {
     // AppConfig already requires the pepper when DATABASE_URL is set.
     const ipHashPepper = yield* Effect.fromOption(pepper).pipe(Effect.orDie)
-    return { kind: "external" as const, ownerUrl: url, appUrl: url, ipHashPepper }
+    return { kind: "external" as const, ownerUrl: url, ipHashPepper }
   })
 
 const embeddedDatabase = (dataDir: string, port: number, pepper: Option.Option<Redacted.Redacted<string>>) =>
@@ -60,7 +65,6 @@ const embeddedDatabase = (dataDir: string, port: number, pepper: Option.Option<R
     return {
       kind: "embedded" as const,
       ownerUrl: cluster.ownerUrl,
-      appUrl: cluster.ownerUrl,
       ipHashPepper: Option.getOrElse(pepper, () => secrets.ipHashPepper)
     }
   })
