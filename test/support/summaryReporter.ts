@@ -10,10 +10,13 @@ export default class SummaryReporter implements Reporter {
     let failed = 0
     let skipped = 0
     for (const module of testModules) {
+      // A failed hook skips the tests after it; count those as failed, so
+      // that the line cannot read as a clean run when the run failed.
+      const moduleFailed = module.state() === "failed"
       for (const test of module.children.allTests()) {
         const state = test.result().state
         if (state === "passed") passed++
-        else if (state === "failed") failed++
+        else if (state === "failed" || moduleFailed) failed++
         else skipped++
       }
       if (module.state() === "failed" && module.children.size === 0) failed++
