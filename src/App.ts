@@ -8,26 +8,36 @@ import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import { HttpLive } from "./http/Server.ts"
 import { AppConfig, type AppSettings } from "./services/AppConfig.ts"
-import { Bootstrap } from "./services/Bootstrap.ts"
+import { Bootstrap, printKeys } from "./services/Bootstrap.ts"
+import { startDraining } from "./http/Draining.ts"
 import { Database, SqlLive } from "./services/Database.ts"
 import { layerLogger } from "./services/Log.ts"
 import { ApiKeys } from "./services/ApiKeys.ts"
 import { Properties } from "./services/Properties.ts"
 import { TenantDb } from "./services/TenantDb.ts"
+import { Enrichment } from "./services/Enrichment.ts"
+import { EventWriter } from "./streams/EventWriter.ts"
+import { IngestPipeline } from "./streams/IngestPipeline.ts"
+import { VisitorActors } from "./streams/VisitorActors.ts"
 
 const Lifecycle = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
   const database = yield* Database
   const address = HttpServer.formatAddress(server.address)
   yield* Effect.logInfo("service started").pipe(Effect.annotateLogs({ address, databaseKind: database.kind }))
-  yield* Effect.addFinalizer(() => Effect.logInfo("service stopping"))
+  printKeys((yield* Bootstrap).generatedKeys)
+  yield* Effect.addFinalizer(() => Effect.andThen(Effect.logInfo("service stopping"), startDraining))
 }).pipe(Effect.annotateLogs("service", "main")))
 
 export const appLayer = (settings: AppSettings) => {
   const ConfigLive = AppConfig.layerWith(settings)
   const DatabaseLive = Database.layer.pipe(Layer.provide(ConfigLive))
   const Infrastructure = Layer.mergeAll(ConfigLive, DatabaseLive, SqlLive.pipe(Layer.provide([DatabaseLive, ConfigLive])))
-  const Services = Layer.mergeAll(ApiKeys.layer, Properties.layer).pipe(Layer.provideMerge(TenantDb.layer))
+  const Ingest = IngestPipeline.layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(VisitorActors.layer, EventWriter.layer)),
+    Layer.provideMerge(Enrichment.layer)
+  )
+  const Services = Layer.mergeAll(ApiKeys.layer, Properties.layer, Ingest).pipe(Layer.provideMerge(TenantDb.layer))
   return Lifecycle.pipe(
     Layer.provideMerge(HttpLive),
     Layer.provide(Services),

@@ -2,11 +2,11 @@
  * `npm run migrate`: applies pending migrations to the configured database
  * (DATABASE_URL, or the embedded one under DATA_DIR) and exits.
  */
-import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { AppConfig, loadSettings } from "./services/AppConfig.ts"
 import { Database } from "./services/Database.ts"
 import { layerLogger } from "./services/Log.ts"
+import { runEntryPoint } from "./Runtime.ts"
 
 const program = Effect.gen(function*() {
   const settings = yield* loadSettings
@@ -16,4 +16,4 @@ const program = Effect.gen(function*() {
   )
 })
 
-NodeRuntime.runMain(program)
+runEntryPoint(program)

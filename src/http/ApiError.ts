@@ -52,6 +52,6 @@ export const errorResponse = (error: ApiError, language: Language): HttpServerRe
   }
   return HttpServerResponse.jsonUnsafe(body, {
     status: error.status,
-    headers: { "content-language": language, ...error.headers }
+    headers: { "content-language": language, vary: "Accept-Language", ...error.headers }
   })
 }

@@ -3,7 +3,7 @@
  * within two seconds, 503 otherwise. A change of state is logged once, not
  * every probe.
  */
-import { Effect, Ref } from "effect"
+import { Effect, Fiber, Ref } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql/SqlClient"
 import { ApiError } from "./ApiError.ts"
@@ -15,7 +15,10 @@ export const makeHealthHandler = Effect.gen(function*() {
   const lastHealthy = yield* Ref.make(true)
 
   return Effect.gen(function*() {
-    const healthy = yield* sql`SELECT 1`.pipe(
+    // The probe runs detached, so the timeout answers on time even while a
+    // stuck connection attempt cannot be interrupted.
+    const probe = yield* Effect.forkDetach(sql`SELECT 1`)
+    const healthy = yield* Fiber.join(probe).pipe(
       Effect.timeout(PROBE_TIMEOUT),
       Effect.as(true),
       Effect.catchCause(() => Effect.succeed(false))

@@ -10,15 +10,21 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import { AppConfig } from "../services/AppConfig.ts"
 import { ApiError } from "./ApiError.ts"
+import { closeWhenDraining } from "./Draining.ts"
 import { handleFailures } from "./Failures.ts"
 import { makeHealthHandler } from "./Health.ts"
 import { createProperty, listProperties } from "./AdminProperties.ts"
+import { preflight } from "./Cors.ts"
+import { postEvents } from "./Events.ts"
+import { makeStaticSite } from "./StaticSite.ts"
 
-type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
 
 /** Every route the service serves, by path, for the 405 answer's Allow header. */
 const ROUTE_TABLE: ReadonlyArray<{ readonly method: Method; readonly path: string }> = [
   { method: "GET", path: "/v1/healthz" },
+  { method: "POST", path: "/v1/events" },
+  { method: "OPTIONS", path: "/v1/events" },
   { method: "GET", path: "/v1/admin/properties" },
   { method: "POST", path: "/v1/admin/properties" }
 ]
@@ -31,9 +37,20 @@ const route = <E, R>(
   method: Method | "*",
   path: HttpRouter.PathInput,
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-) => HttpRouter.add(method, path, handleFailures(handler))
+) => HttpRouter.add(method, path, Effect.map(handleFailures(handler), closeWhenDraining))
 
 const HealthRoute = Layer.unwrap(Effect.map(makeHealthHandler, (handler) => route("GET", "/v1/healthz", handler)))
+
+const SiteRoutes = Layer.unwrap(Effect.map(makeStaticSite, ({ handler, paths }) =>
+  Layer.mergeAll(route("GET", "/", handler), ...paths.filter((path) => path !== "/").map((path) =>
+    route("GET", toPathInput(path), handler)))))
+
+const toPathInput = (path: string): HttpRouter.PathInput => path.startsWith("/") ? `/${path.slice(1)}` : `/${path}`
+
+const IngestRoutes = Layer.mergeAll(
+  route("POST", "/v1/events", postEvents),
+  route("OPTIONS", "/v1/events", preflight)
+)
 
 const AdminRoutes = Layer.mergeAll(
   route("GET", "/v1/admin/properties", listProperties),
@@ -57,14 +74,17 @@ const fallback = Effect.gen(function*() {
 
 const FallbackRoute = route("*", "/*", fallback)
 
-const allowedMethods = (path: string): ReadonlyArray<Method> =>
-  ROUTE_TABLE.filter((route) => routePattern(route.path).test(path)).map((route) => route.method)
+const allowedMethods = (path: string): ReadonlyArray<Method> => {
+  // Match as the router does: letter case and repeated slashes do not count.
+  const normalised = path.toLowerCase().replace(/\/{2,}/g, "/")
+  return ROUTE_TABLE.filter((route) => routePattern(route.path).test(normalised)).map((route) => route.method)
+}
 
-const routePattern = (path: string) => new RegExp(`^${path.replace(/:[A-Za-z]+/g, "[^/]+")}/?$`)
+const routePattern = (path: string) => new RegExp(`^${path.replace(/:[A-Za-z]+/g, "[^/]+")}/?$`, "i")
 
 const truncate = (text: string) => text.length > 200 ? `${text.slice(0, 200)}…` : text
 
-const Routes = Layer.mergeAll(HealthRoute, AdminRoutes, FallbackRoute)
+const Routes = Layer.mergeAll(HealthRoute, IngestRoutes, AdminRoutes, SiteRoutes, FallbackRoute)
 
 /** The server on HOST:PORT; closing its scope stops accepting and drains in-flight requests. */
 export const HttpLive = Layer.unwrap(
@@ -77,7 +97,7 @@ export const HttpLive = Layer.unwrap(
       Layer.provideMerge(NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
         host: config.host,
         port: config.port,
-        gracefulShutdownTimeout: "20 seconds"
+        gracefulShutdownTimeout: "10 seconds"
       }))
     )
   })

@@ -17,6 +17,8 @@ export interface ResolvedKey {
   /** The property an ingest key writes to, or the one an admin key is limited to. */
   readonly propertyId: string | null
   readonly scope: ApiKeyScope
+  /** Host names of the key's property, empty for a tenant-wide key. */
+  readonly propertyDomains: ReadonlyArray<string>
 }
 
 export class ApiKeyError extends Schema.TaggedError<ApiKeyError>()("ApiKeyError", {
@@ -86,6 +88,7 @@ export class ApiKeys extends Context.Service<ApiKeys, ApiKeysShape>()("porchligh
               tenantId: row.tenantId,
               propertyId: row.propertyId,
               scope: row.scope,
+              propertyDomains: row.propertyDomains ?? [],
               keyHash: row.keyHash,
               revoked: row.revoked,
               origins: new Set(row.propertyOrigins ?? []),
@@ -125,7 +128,13 @@ export class ApiKeys extends Context.Service<ApiKeys, ApiKeysShape>()("porchligh
             return yield* new ApiKeyError({ reason: "origin_not_allowed" })
           }
           used.add(key.keyId)
-          return { keyId: key.keyId, tenantId: key.tenantId, propertyId: key.propertyId, scope: key.scope }
+          return {
+            keyId: key.keyId,
+            tenantId: key.tenantId,
+            propertyId: key.propertyId,
+            scope: key.scope,
+            propertyDomains: key.propertyDomains
+          }
         })
 
       const touchUsedKeys = Effect.suspend(() => {

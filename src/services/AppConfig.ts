@@ -151,10 +151,20 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
   }
 })
 
+/** Reads a non-secret setting; its error quotes the rejected value so a typo shows. */
 const setting = <A>(variable: string, config: Config.Config<A>, expected: string, fallback: A) =>
-  Effect.mapError(
-    config.pipe(Config.withDefault(fallback)),
-    () => new InvalidSetting({ variable, expected })
+  config.pipe(
+    Config.withDefault(fallback),
+    Effect.catch(() =>
+      Effect.flatMap(Config.String(variable).pipe(Config.option, Effect.orElseSucceed(() => Option.none())), (raw) =>
+        Effect.fail(new InvalidSetting({
+          variable,
+          expected: Option.match(raw, {
+            onNone: () => expected,
+            onSome: (value) => `${expected} (got "${value.slice(0, 80)}")`
+          })
+        })))
+    )
   )
 
 const optionalSetting = <A>(variable: string, config: Config.Config<A>, expected: string) =>

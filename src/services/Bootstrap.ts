@@ -6,6 +6,8 @@
  * printed once on stdout, outside the JSON log.
  */
 import { Context, Effect, Layer, Option, Redacted } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import type pg from "pg"
 import { AppConfig, type AppSettings } from "./AppConfig.ts"
 import { type ApiKeyScope, generateApiKey, hashApiKey, keyPrefix } from "./ApiKeyFormat.ts"
@@ -32,7 +34,10 @@ export class Bootstrap extends Context.Service<Bootstrap, BootstrapResult>()("po
         yield* Effect.logInfo("bootstrap tenant and property created").pipe(
           Effect.annotateLogs({ property: "default", generatedKeys: result.generatedKeys.length })
         )
-        printKeys(result.generatedKeys)
+        const ingestKey = result.generatedKeys.find((generated) => generated.scope === "ingest")
+        if (database.kind === "embedded" && ingestKey !== undefined) {
+          yield* Effect.sync(() => writeDemoIngestKey(settings.dataDir, ingestKey.key))
+        }
       }
       return result
     }).pipe(Effect.annotateLogs("service", "bootstrap"))
@@ -72,7 +77,18 @@ const bootstrapIfEmpty = (client: pg.Client, settings: AppSettings) =>
     return { created: true, generatedKeys }
   }))
 
-const printKeys = (keys: BootstrapResult["generatedKeys"]) => {
+/**
+ * Keeps the generated ingest key under DATA_DIR so that the bundled example
+ * site can send to this service. Ingest keys ship in page code anyway, so
+ * storing this one in clear exposes nothing that the site does not.
+ */
+const writeDemoIngestKey = (dataDir: string, key: string) =>
+  Fs.writeFileSync(Path.join(dataDir, DEMO_INGEST_KEY_FILE), `${key}\n`, { mode: 0o600 })
+
+export const DEMO_INGEST_KEY_FILE = "demo-ingest-key"
+
+/** Shows generated keys once on stdout, outside the JSON log; called once the service listens. */
+export const printKeys = (keys: BootstrapResult["generatedKeys"]) => {
   if (keys.length === 0) return
   const lines = [
     "",

@@ -55,13 +55,23 @@ const embeddedDatabase = (dataDir: string, port: number, pepper: Option.Option<R
   Effect.gen(function*() {
     const secrets = yield* loadLocalSecrets(dataDir)
     yield* Effect.logInfo("starting embedded PostgreSQL").pipe(Effect.annotateLogs({ dataDir, port }))
-    // Registered before the start, so it runs after the stop.
-    yield* Effect.addFinalizer(() => Effect.logInfo("embedded PostgreSQL stopped"))
+    let stopping = false
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
     const cluster = yield* startEmbeddedPostgres({
       dataDir,
       port,
-      superuserPassword: secrets.superuserPassword
+      superuserPassword: secrets.superuserPassword,
+      onUnexpectedExit: (code, signal) => {
+        if (stopping) return
+        runFork(Effect.logError("embedded PostgreSQL exited").pipe(
+          Effect.annotateLogs({ service: "database", exitCode: code, signal })
+        ))
+      }
     })
+    // Registered after the start, so it runs before the stop.
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      stopping = true
+    }))
     return {
       kind: "embedded" as const,
       ownerUrl: cluster.ownerUrl,

@@ -30,6 +30,8 @@ export interface EmbeddedOptions {
   readonly superuserPassword: Redacted.Redacted<string>
   /** Receives each line PostgreSQL writes to its log. */
   readonly onLog?: (line: string) => void
+  /** Called when the server exits while it was meant to run. */
+  readonly onUnexpectedExit?: (code: number | null, signal: NodeJS.Signals | null) => void
 }
 
 const SUPERUSER = "postgres"
@@ -51,7 +53,7 @@ export const startEmbeddedPostgres = (
     }
     const child = yield* Effect.acquireRelease(
       launch(options, clusterDir, runAs),
-      (process) => stop(process)
+      (process) => Effect.andThen(stop(process), Effect.logInfo("embedded PostgreSQL stopped"))
     )
     const url = new URL(`postgres://${SUPERUSER}@127.0.0.1:${options.port}/postgres`)
     url.password = Redacted.value(options.superuserPassword)
@@ -161,7 +163,9 @@ const launch = (options: EmbeddedOptions, clusterDir: string, runAs: RunAs | und
     const args = useSetpriv ? ["--pdeathsig", "SIGINT", postgres, ...serverArgs] : serverArgs
     const spawnOptions = runAs === undefined ? {} : { uid: runAs.uid, gid: runAs.gid }
     return yield* Effect.callback<ChildProcess, EmbeddedPostgresError>((resume) => {
-      const child = spawn(command, args, { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"] })
+      // A process group of its own: Ctrl-C in a terminal signals the whole
+      // foreground group, and PostgreSQL must outlive the service's drain.
+      const child = spawn(command, args, { ...spawnOptions, detached: true, stdio: ["ignore", "ignore", "pipe"] })
       const recent: Array<string> = []
       let ready = false
       const timer = setTimeout(() => {
@@ -185,8 +189,11 @@ const launch = (options: EmbeddedOptions, clusterDir: string, runAs: RunAs | und
         clearTimeout(timer)
         resume(Effect.fail(startFailed("StartFailed", `could not run PostgreSQL: ${error.message}`)))
       })
-      child.on("exit", (code) => {
-        if (ready) return
+      child.on("exit", (code, signal) => {
+        if (ready) {
+          options.onUnexpectedExit?.(code, signal)
+          return
+        }
         clearTimeout(timer)
         resume(Effect.fail(explainEarlyExit(recent, code, options)))
       })

@@ -59,8 +59,10 @@ export const negotiateLanguage = (queryLang: string | undefined, acceptLanguage:
     const language = primarySubtag(range)
     if (!isLanguage(language)) continue
     const qualityParameter = parameters.map((p) => p.trim()).find((p) => p.startsWith("q="))
+    // RFC 9110 qvalue: 0 to 1 with at most three decimals; anything else is ignored.
+    if (qualityParameter !== undefined && !/^q=(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(qualityParameter)) continue
     const quality = qualityParameter === undefined ? 1 : Number(qualityParameter.slice(2))
-    if (!Number.isFinite(quality) || quality <= 0) continue
+    if (quality <= 0) continue
     if (best === undefined || quality > best.quality) best = { language, quality }
   }
   return best?.language ?? "en"
