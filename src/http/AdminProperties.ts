@@ -6,6 +6,19 @@
 import { Effect, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Properties, type Property } from "../services/Properties.ts"
+import {
+  DEFAULT_TIMEZONE,
+  defaultOrigins,
+  isTimeZone,
+  MAX_DOMAIN_LENGTH,
+  MAX_DOMAINS,
+  MAX_NAME_LENGTH,
+  MAX_THANK_YOU_URL_LENGTH,
+  MAX_TIMEZONE_LENGTH,
+  normaliseHost,
+  SLUG_PATTERN,
+  thankYouUrlProblem
+} from "../services/PropertyRules.ts"
 import { ApiError, type FieldProblem } from "./ApiError.ts"
 import { requireKey } from "./Auth.ts"
 import { decodeJsonText, readBodyText } from "./Body.ts"
@@ -13,14 +26,14 @@ import { decodeJsonText, readBodyText } from "./Body.ts"
 const MAX_BODY_BYTES = 16 * 1024
 
 const NewPropertyBody = Schema.Struct({
-  slug: Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9-]{0,62}$/)),
-  name: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)),
-  domains: Schema.Array(Schema.String.check(Schema.isMaxLength(253))).check(
+  slug: Schema.String.check(Schema.isPattern(SLUG_PATTERN)),
+  name: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_NAME_LENGTH)),
+  domains: Schema.Array(Schema.String.check(Schema.isMaxLength(MAX_DOMAIN_LENGTH))).check(
     Schema.isMinLength(1),
-    Schema.isMaxLength(20)
+    Schema.isMaxLength(MAX_DOMAINS)
   ),
-  timezone: Schema.optional(Schema.String.check(Schema.isMaxLength(64))),
-  thankYouUrl: Schema.optional(Schema.String.check(Schema.isMaxLength(2048)))
+  timezone: Schema.optional(Schema.String.check(Schema.isMaxLength(MAX_TIMEZONE_LENGTH))),
+  thankYouUrl: Schema.optional(Schema.String.check(Schema.isMaxLength(MAX_THANK_YOU_URL_LENGTH)))
 })
 
 export const listProperties = Effect.gen(function*() {
@@ -37,13 +50,13 @@ export const createProperty = Effect.gen(function*() {
   }
   const body = yield* decodeJsonText(NewPropertyBody, yield* readBodyText(MAX_BODY_BYTES))
   const domains = body.domains.map(normaliseHost)
-  const timezone = body.timezone ?? "UTC"
+  const timezone = body.timezone ?? DEFAULT_TIMEZONE
   const problems = [
     ...domains.flatMap((domain, index) =>
       domain === undefined ? [{ path: `domains[${index}]`, code: "invalid_domain" }] : []
     ),
     ...(isTimeZone(timezone) ? [] : [{ path: "timezone", code: "invalid_timezone" }]),
-    ...thankYouUrlProblems(body.thankYouUrl, domains)
+    ...thankYouUrlFields(body.thankYouUrl, domains)
   ]
   if (problems.length > 0) {
     return yield* new ApiError({ status: 400, code: "invalid_request", fields: problems })
@@ -54,7 +67,7 @@ export const createProperty = Effect.gen(function*() {
     slug: body.slug,
     name: body.name,
     domains: validDomains,
-    allowedOrigins: validDomains.map((domain) => `https://${domain}`),
+    allowedOrigins: defaultOrigins(validDomains),
     timezone,
     thankYouUrl: body.thankYouUrl ?? null
   }).pipe(
@@ -78,32 +91,11 @@ const toJson = (property: Property) => ({
   createdAt: property.createdAt.toISOString()
 })
 
-/** A bare host name in lower case and ASCII (punycode), or undefined when it is not one. */
-const normaliseHost = (text: string): string | undefined => {
-  const candidate = text.trim().toLowerCase()
-  if (candidate === "" || /[/:?#@\s]/.test(candidate)) return undefined
-  if (!URL.canParse(`https://${candidate}/`)) return undefined
-  const host = new URL(`https://${candidate}/`).hostname
-  return host.includes(".") || host === "localhost" ? host : undefined
-}
-
-const isTimeZone = (name: string) => {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone: name })
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The thank-you page must be on one of the property's own domains (no open redirect). */
-const thankYouUrlProblems = (
+const thankYouUrlFields = (
   url: string | undefined,
   domains: ReadonlyArray<string | undefined>
 ): ReadonlyArray<FieldProblem> => {
   if (url === undefined) return []
-  if (!URL.canParse(url)) return [{ path: "thankYouUrl", code: "invalid_url" }]
-  const parsed = new URL(url)
-  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return [{ path: "thankYouUrl", code: "invalid_url" }]
-  return domains.includes(parsed.hostname) ? [] : [{ path: "thankYouUrl", code: "not_on_property_domain" }]
+  const problem = thankYouUrlProblem(url, domains.filter((domain): domain is string => domain !== undefined))
+  return problem === undefined ? [] : [{ path: "thankYouUrl", code: problem }]
 }
