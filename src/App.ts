@@ -19,6 +19,9 @@ import { Enrichment } from "./services/Enrichment.ts"
 import { EventWriter } from "./streams/EventWriter.ts"
 import { IngestPipeline } from "./streams/IngestPipeline.ts"
 import { VisitorActors } from "./streams/VisitorActors.ts"
+import { ChallengeVerifier } from "./services/ChallengeVerifier.ts"
+import { Leads } from "./services/Leads.ts"
+import { RateLimiter } from "./services/RateLimiter.ts"
 
 const Lifecycle = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -37,7 +40,14 @@ export const appLayer = (settings: AppSettings) => {
     Layer.provideMerge(Layer.mergeAll(VisitorActors.layer, EventWriter.layer)),
     Layer.provideMerge(Enrichment.layer)
   )
-  const Services = Layer.mergeAll(ApiKeys.layer, Properties.layer, Ingest).pipe(Layer.provideMerge(TenantDb.layer))
+  const Services = Layer.mergeAll(
+    ApiKeys.layer,
+    Properties.layer,
+    Leads.layer,
+    RateLimiter.layer,
+    ChallengeVerifier.layerDisabled,
+    Ingest
+  ).pipe(Layer.provideMerge(TenantDb.layer))
   return Lifecycle.pipe(
     Layer.provideMerge(HttpLive),
     Layer.provide(Services),

@@ -8,8 +8,6 @@
  */
 import { Clock, Effect } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
-import { isIP } from "node:net"
-import type { AppSettings } from "../services/AppConfig.ts"
 import { AppConfig } from "../services/AppConfig.ts"
 import { Enrichment } from "../services/Enrichment.ts"
 import type { EnrichedEvent, RejectionRow } from "../streams/IngestMessages.ts"
@@ -17,6 +15,7 @@ import { IngestPipeline } from "../streams/IngestPipeline.ts"
 import { ApiError } from "./ApiError.ts"
 import { requireKey } from "./Auth.ts"
 import { readBodyText } from "./Body.ts"
+import { clientAddress } from "./ClientAddress.ts"
 import { corsHeaders } from "./Cors.ts"
 import { type EventFields, validateEvent } from "./EventSchema.ts"
 
@@ -129,18 +128,4 @@ const checkContentType = (contentType: string | undefined) => {
   return mediaType === "" || mediaType === "application/json" || mediaType === "text/plain"
     ? Effect.void
     : Effect.fail(new ApiError({ status: 415, code: "unsupported_media_type", params: { mediaType } }))
-}
-
-/**
- * The client's address: the socket's, or Fly-Client-IP behind Fly's proxy
- * (TRUST_PROXY=fly). A client-sent X-Forwarded-For is never read.
- */
-const clientAddress = (request: HttpServerRequest.HttpServerRequest, config: AppSettings): string | undefined => {
-  if (config.trustProxy === "fly") {
-    const forwarded = request.headers["fly-client-ip"]?.trim()
-    return forwarded !== undefined && isIP(forwarded) !== 0 ? forwarded : undefined
-  }
-  const socket = request.remoteAddress
-  if (socket._tag === "None") return undefined
-  return socket.value.startsWith("::ffff:") ? socket.value.slice(7) : socket.value
 }

@@ -16,6 +16,7 @@ import { makeHealthHandler } from "./Health.ts"
 import { createProperty, listProperties } from "./AdminProperties.ts"
 import { preflight } from "./Cors.ts"
 import { postEvents } from "./Events.ts"
+import { captureLead, thanksPage } from "./Leads.ts"
 import { makeStaticSite } from "./StaticSite.ts"
 
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
@@ -25,6 +26,9 @@ const ROUTE_TABLE: ReadonlyArray<{ readonly method: Method; readonly path: strin
   { method: "GET", path: "/v1/healthz" },
   { method: "POST", path: "/v1/events" },
   { method: "OPTIONS", path: "/v1/events" },
+  { method: "POST", path: "/v1/leads/capture" },
+  { method: "OPTIONS", path: "/v1/leads/capture" },
+  { method: "GET", path: "/v1/leads/thanks" },
   { method: "GET", path: "/v1/admin/properties" },
   { method: "POST", path: "/v1/admin/properties" }
 ]
@@ -50,6 +54,12 @@ const toPathInput = (path: string): HttpRouter.PathInput => path.startsWith("/")
 const IngestRoutes = Layer.mergeAll(
   route("POST", "/v1/events", postEvents),
   route("OPTIONS", "/v1/events", preflight)
+)
+
+const LeadRoutes = Layer.mergeAll(
+  route("POST", "/v1/leads/capture", captureLead),
+  route("OPTIONS", "/v1/leads/capture", preflight),
+  route("GET", "/v1/leads/thanks", thanksPage)
 )
 
 const AdminRoutes = Layer.mergeAll(
@@ -84,7 +94,7 @@ const routePattern = (path: string) => new RegExp(`^${path.replace(/:[A-Za-z]+/g
 
 const truncate = (text: string) => text.length > 200 ? `${text.slice(0, 200)}…` : text
 
-const Routes = Layer.mergeAll(HealthRoute, IngestRoutes, AdminRoutes, SiteRoutes, FallbackRoute)
+const Routes = Layer.mergeAll(HealthRoute, IngestRoutes, LeadRoutes, AdminRoutes, SiteRoutes, FallbackRoute)
 
 /** The server on HOST:PORT; closing its scope stops accepting and drains in-flight requests. */
 export const HttpLive = Layer.unwrap(

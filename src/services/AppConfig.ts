@@ -31,6 +31,10 @@ export interface AppSettings {
   readonly databasePoolSize: number
   /** How long a resolved API key is trusted before it is read again: the revocation delay. */
   readonly apiKeyCacheSeconds: number
+  /** Lead submissions allowed per client IP per minute. */
+  readonly leadRateLimitPerMinute: number
+  /** Lead submissions allowed per email address per hour. */
+  readonly leadRateLimitPerEmailHour: number
 }
 
 export class InvalidSetting extends Schema.TaggedError<InvalidSetting>()("InvalidSetting", {
@@ -122,6 +126,9 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
         }))
     ))
 
+  const leadRateLimitPerMinute = yield* boundedInt("LEAD_RATE_LIMIT_PER_MINUTE", 10, 1, 100_000)
+  const leadRateLimitPerEmailHour = yield* boundedInt("LEAD_RATE_LIMIT_PER_EMAIL_HOUR", 5, 1, 100_000)
+
   if (Option.isSome(databaseUrl) && Option.isNone(ipHashPepper)) {
     // With an external database the pepper cannot be generated and kept under
     // DATA_DIR, because a second machine would hash the same IP differently.
@@ -147,7 +154,9 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
     trustProxy,
     logLevel,
     databasePoolSize,
-    apiKeyCacheSeconds
+    apiKeyCacheSeconds,
+    leadRateLimitPerMinute,
+    leadRateLimitPerEmailHour
   }
 })
 
@@ -166,6 +175,17 @@ const setting = <A>(variable: string, config: Config.Config<A>, expected: string
         })))
     )
   )
+
+const boundedInt = (variable: string, fallback: number, min: number, max: number) => {
+  const expected = `an integer from ${min} to ${max}`
+  return setting(variable, Config.Int(variable), expected, fallback).pipe(
+    Effect.flatMap((value) =>
+      value >= min && value <= max
+        ? Effect.succeed(value)
+        : Effect.fail(new InvalidSetting({ variable, expected: `${expected} (got "${value}")` }))
+    )
+  )
+}
 
 const optionalSetting = <A>(variable: string, config: Config.Config<A>, expected: string) =>
   Effect.mapError(config.pipe(Config.option), () => new InvalidSetting({ variable, expected }))
