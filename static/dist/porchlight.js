@@ -268,6 +268,7 @@
     if (field("name")) lead.name = field("name")
     if (field("company")) lead.company = field("company")
     if (data.get("consent") === "express") lead.consent = "express"
+    if (field("consentText")) lead.consentText = field("consentText")
     try {
       const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(lead) })
       if (!response.ok) throw new Error(`lead capture failed with HTTP ${response.status}`)
