@@ -370,7 +370,8 @@ describe("tracker on a visit from landing page to lead", () => {
       name: "Dana Lee",
       company: "Lee & Daughters Plumbing",
       locale: "en",
-      website: ""
+      website: "",
+      consentText: expect.stringContaining("Acme Invoicing Inc.")
     })
   })
 })
