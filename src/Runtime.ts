@@ -18,7 +18,7 @@ export const runEntryPoint = <A, E>(program: Effect.Effect<A, E>) =>
     }
   })
 
-/** A one-line explanation for failures an operator can fix, or undefined for the rest. */
+/** Returns a one-line explanation for failures an operator can fix, or undefined for the rest. */
 export const describeStartFailure = (cause: Cause.Cause<unknown>): string | undefined => {
   for (const reason of cause.reasons) {
     const error = reason._tag === "Fail" ? reason.error : reason._tag === "Die" ? reason.defect : undefined

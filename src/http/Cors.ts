@@ -1,6 +1,6 @@
 /**
  * CORS for the browser-facing endpoints. A preflight carries no API key, so
- * it is answered for any origin that some property allows; the request that
+ * it succeeds for any origin that some property allows. The request that
  * follows is checked against its own key's property.
  */
 import { Effect } from "effect"
@@ -14,7 +14,7 @@ const PREFLIGHT_MAX_AGE_SECONDS = 86_400
 export const corsHeaders = (origin: string | undefined): Record<string, string> =>
   origin === undefined ? {} : { "access-control-allow-origin": origin, vary: "Origin, Accept-Language" }
 
-/** Answers `OPTIONS` preflights for origins that a property allows. */
+/** Handles `OPTIONS` preflights for origins that a property allows. */
 export const preflight = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const origin = request.headers["origin"]

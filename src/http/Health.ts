@@ -1,5 +1,5 @@
 /**
- * `GET /v1/healthz`: 200 `{"status":"ok"}` when the database answers a query
+ * `GET /v1/healthz`: 200 `{"status":"ok"}` when the database runs a query
  * within two seconds, 503 otherwise. A change of state is logged once, not
  * every probe.
  */
@@ -15,7 +15,7 @@ export const makeHealthHandler = Effect.gen(function*() {
   const lastHealthy = yield* Ref.make(true)
 
   return Effect.gen(function*() {
-    // The probe runs detached, so the timeout answers on time even while a
+    // The probe runs detached, so the timeout fires on time even while a
     // stuck connection attempt cannot be interrupted.
     const probe = yield* Effect.forkDetach(sql`SELECT 1`)
     const healthy = yield* Fiber.join(probe).pipe(

@@ -1,10 +1,10 @@
 /**
  * `POST /v1/leads/capture` (ingest key). JSON from the page's script gets
- * 201 for a new lead or 200 for a known one; a plain HTML form post
+ * 201 for a new lead or 200 for a known one. A plain HTML form post
  * (`application/x-www-form-urlencoded`, JavaScript off) gets 303 to the
- * property's thank-you page or to a localised confirmation page, and a
- * localised HTML page naming the problem when its input is invalid. Either
- * answer is sent only after the lead is committed.
+ * property's thank-you page or to a localised confirmation page. When its
+ * input is invalid it gets a localised HTML page that names the problem.
+ * Every success is sent only after the lead is committed.
  */
 import { Clock, Effect } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
@@ -69,7 +69,7 @@ const captureIn = (mode: Mode, request: HttpServerRequest.HttpServerRequest) =>
     const leads = yield* Leads
 
     if ((fields["website"] ?? "") !== "") {
-      // A filled honeypot is a bot: answer as if accepted, keep only the count.
+      // A filled honeypot means a bot: respond as if accepted and keep only the count.
       yield* leads.countSpam(key.tenantId, propertyId, "honeypot").pipe(Effect.orDie)
       yield* Effect.logInfo("lead submission dropped").pipe(
         Effect.annotateLogs({ reason: "honeypot", tenantId: key.tenantId, propertyId })
@@ -292,7 +292,7 @@ const modeOf = (contentType: string | undefined): Mode | undefined => {
   return undefined
 }
 
-/** The submitted fields as strings: a JSON object's string and boolean values, or the form's fields. */
+/** Reads the submitted fields as strings: a JSON object's string and boolean values, or the form's fields. */
 const parseFields = (mode: Mode, text: string): Readonly<Record<string, string>> | undefined => {
   if (mode === "form") return Object.fromEntries(new URLSearchParams(text))
   let value: unknown

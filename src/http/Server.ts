@@ -1,5 +1,5 @@
 /**
- * The HTTP server: the route table, a fallback that answers unknown paths
+ * The HTTP server: the route table, a fallback that responds to unknown paths
  * with 404 and known paths with a wrong method with 405 (both in the error
  * envelope), and a middleware that turns failures into envelopes and logs
  * every unexpected one with a request id.

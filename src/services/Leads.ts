@@ -145,7 +145,7 @@ const lockOrCreateLead = (sql: SqlClient, input: CaptureInput, now: Date) =>
 /**
  * Links visitors seen from the same IP and UA hashes within the window.
  * Confidence falls linearly with the time gap from 0.9 to 0.1, and such a
- * link never merges leads: it only says who may be the same person.
+ * link never merges leads: it only records who may be the same person.
  */
 const linkSameIpAndUa = (
   sql: SqlClient,

@@ -15,7 +15,7 @@ export interface RateDecision {
 }
 
 export interface RateLimiterShape {
-  /** Counts one request against `key` and says whether it is within `limit` per `windowMs`. */
+  /** Counts one request against `key` and returns whether it is within `limit` per `windowMs`. */
   readonly take: (key: string, limit: number, windowMs: number) => Effect.Effect<RateDecision>
 }
 
