@@ -22,6 +22,9 @@ import { VisitorActors } from "./streams/VisitorActors.ts"
 import { ChallengeVerifier } from "./services/ChallengeVerifier.ts"
 import { Leads } from "./services/Leads.ts"
 import { RateLimiter } from "./services/RateLimiter.ts"
+import { Erasure } from "./services/Erasure.ts"
+import { Unsubscribe } from "./services/Unsubscribe.ts"
+import { UnsubscribeTokens } from "./services/UnsubscribeTokens.ts"
 
 const Lifecycle = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -46,6 +49,8 @@ export const appLayer = (settings: AppSettings) => {
     Leads.layer,
     RateLimiter.layer,
     ChallengeVerifier.layerDisabled,
+    Unsubscribe.layer.pipe(Layer.provideMerge(UnsubscribeTokens.layer)),
+    Erasure.layer,
     Ingest
   ).pipe(Layer.provideMerge(TenantDb.layer))
   return Lifecycle.pipe(

@@ -17,6 +17,8 @@ import { createProperty, listProperties } from "./AdminProperties.ts"
 import { preflight } from "./Cors.ts"
 import { postEvents } from "./Events.ts"
 import { captureLead, thanksPage } from "./Leads.ts"
+import { deleteLead, exportLead } from "./LeadsAdmin.ts"
+import { postUnsubscribe, showUnsubscribePage } from "./Unsubscribe.ts"
 import { makeStaticSite } from "./StaticSite.ts"
 
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
@@ -29,6 +31,10 @@ const ROUTE_TABLE: ReadonlyArray<{ readonly method: Method; readonly path: strin
   { method: "POST", path: "/v1/leads/capture" },
   { method: "OPTIONS", path: "/v1/leads/capture" },
   { method: "GET", path: "/v1/leads/thanks" },
+  { method: "GET", path: "/v1/leads/unsubscribe" },
+  { method: "POST", path: "/v1/leads/unsubscribe" },
+  { method: "POST", path: "/v1/leads/delete" },
+  { method: "GET", path: "/v1/leads/export" },
   { method: "GET", path: "/v1/admin/properties" },
   { method: "POST", path: "/v1/admin/properties" }
 ]
@@ -60,6 +66,13 @@ const LeadRoutes = Layer.mergeAll(
   route("POST", "/v1/leads/capture", captureLead),
   route("OPTIONS", "/v1/leads/capture", preflight),
   route("GET", "/v1/leads/thanks", thanksPage)
+)
+
+const PrivacyRoutes = Layer.mergeAll(
+  route("GET", "/v1/leads/unsubscribe", showUnsubscribePage),
+  route("POST", "/v1/leads/unsubscribe", postUnsubscribe),
+  route("POST", "/v1/leads/delete", deleteLead),
+  route("GET", "/v1/leads/export", exportLead)
 )
 
 const AdminRoutes = Layer.mergeAll(
@@ -94,7 +107,15 @@ const routePattern = (path: string) => new RegExp(`^${path.replace(/:[A-Za-z]+/g
 
 const truncate = (text: string) => text.length > 200 ? `${text.slice(0, 200)}…` : text
 
-const Routes = Layer.mergeAll(HealthRoute, IngestRoutes, LeadRoutes, AdminRoutes, SiteRoutes, FallbackRoute)
+const Routes = Layer.mergeAll(
+  HealthRoute,
+  IngestRoutes,
+  LeadRoutes,
+  PrivacyRoutes,
+  AdminRoutes,
+  SiteRoutes,
+  FallbackRoute
+)
 
 /** The server on HOST:PORT; closing its scope stops accepting and drains in-flight requests. */
 export const HttpLive = Layer.unwrap(
