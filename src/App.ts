@@ -25,6 +25,11 @@ import { RateLimiter } from "./services/RateLimiter.ts"
 import { Erasure } from "./services/Erasure.ts"
 import { Unsubscribe } from "./services/Unsubscribe.ts"
 import { UnsubscribeTokens } from "./services/UnsubscribeTokens.ts"
+import { ConsentExpiry } from "./services/ConsentExpiry.ts"
+import { LiveDays } from "./services/LiveDays.ts"
+import { Metrics } from "./services/Metrics.ts"
+import { Rollup } from "./jobs/Rollup.ts"
+import { Scheduler } from "./jobs/Scheduler.ts"
 
 const Lifecycle = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -51,6 +56,9 @@ export const appLayer = (settings: AppSettings) => {
     ChallengeVerifier.layerDisabled,
     Unsubscribe.layer.pipe(Layer.provideMerge(UnsubscribeTokens.layer)),
     Erasure.layer,
+    Metrics.layer,
+    LiveDays.layer.pipe(Layer.provide(Rollup.layer)),
+    Scheduler.layer.pipe(Layer.provide([ConsentExpiry.layer, Rollup.layer])),
     Ingest
   ).pipe(Layer.provideMerge(TenantDb.layer))
   return Lifecycle.pipe(

@@ -19,6 +19,8 @@ import { postEvents } from "./Events.ts"
 import { captureLead, thanksPage } from "./Leads.ts"
 import { deleteLead, exportLead } from "./LeadsAdmin.ts"
 import { postUnsubscribe, showUnsubscribePage } from "./Unsubscribe.ts"
+import { listJobRuns, runJob } from "./Jobs.ts"
+import { breakdown, leadsBySource, realtime, series, summary, webVitals } from "./Metrics.ts"
 import { makeStaticSite } from "./StaticSite.ts"
 
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
@@ -36,7 +38,15 @@ const ROUTE_TABLE: ReadonlyArray<{ readonly method: Method; readonly path: strin
   { method: "POST", path: "/v1/leads/delete" },
   { method: "GET", path: "/v1/leads/export" },
   { method: "GET", path: "/v1/admin/properties" },
-  { method: "POST", path: "/v1/admin/properties" }
+  { method: "POST", path: "/v1/admin/properties" },
+  { method: "POST", path: "/v1/admin/jobs/:name/run" },
+  { method: "GET", path: "/v1/admin/jobs/runs" },
+  { method: "GET", path: "/v1/metrics/summary" },
+  { method: "GET", path: "/v1/metrics/breakdown" },
+  { method: "GET", path: "/v1/metrics/series" },
+  { method: "GET", path: "/v1/metrics/leads" },
+  { method: "GET", path: "/v1/metrics/web-vitals" },
+  { method: "GET", path: "/v1/metrics/realtime" }
 ]
 
 /**
@@ -77,7 +87,18 @@ const PrivacyRoutes = Layer.mergeAll(
 
 const AdminRoutes = Layer.mergeAll(
   route("GET", "/v1/admin/properties", listProperties),
-  route("POST", "/v1/admin/properties", createProperty)
+  route("POST", "/v1/admin/properties", createProperty),
+  route("POST", "/v1/admin/jobs/:name/run", runJob),
+  route("GET", "/v1/admin/jobs/runs", listJobRuns)
+)
+
+const MetricsRoutes = Layer.mergeAll(
+  route("GET", "/v1/metrics/summary", summary),
+  route("GET", "/v1/metrics/breakdown", breakdown),
+  route("GET", "/v1/metrics/series", series),
+  route("GET", "/v1/metrics/leads", leadsBySource),
+  route("GET", "/v1/metrics/web-vitals", webVitals),
+  route("GET", "/v1/metrics/realtime", realtime)
 )
 
 const fallback = Effect.gen(function*() {
@@ -113,6 +134,7 @@ const Routes = Layer.mergeAll(
   LeadRoutes,
   PrivacyRoutes,
   AdminRoutes,
+  MetricsRoutes,
   SiteRoutes,
   FallbackRoute
 )

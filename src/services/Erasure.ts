@@ -204,6 +204,9 @@ export class Erasure extends Context.Service<Erasure, ErasureShape>()("porchligh
           const consentEvents = yield* deleted(sql`
             WITH d AS (DELETE FROM consent_events WHERE lead_id = ANY(${leadIds}::uuid[]) RETURNING 1)
             SELECT count(*)::int AS n FROM d`)
+          // The rollups' per-day visitor lists name the visitor too; the daily
+          // totals stay, since they hold counts, not people.
+          yield* sql`DELETE FROM daily_visitors WHERE visitor_id = ANY(${visitorIds}::uuid[])`
           const visitors = yield* deleted(sql`
             WITH d AS (DELETE FROM visitors WHERE id = ANY(${visitorIds}::uuid[]) RETURNING 1)
             SELECT count(*)::int AS n FROM d`)
