@@ -157,8 +157,16 @@ const insertEvents = (sql: SqlClient, tenantId: string, rows: ReadonlyArray<Even
     WHERE e.client_event_id IS NULL
        OR EXISTS (SELECT 1 FROM fresh f WHERE f.property_id = e.property_id AND f.client_event_id = e.client_event_id)`
 
+/**
+ * Joins the ids as a relation so that each is a primary-key lookup. With
+ * `id = ANY(...)` the planner also scanned the tenant's whole index range
+ * for the row-level security condition, a cost that grew with the table.
+ */
 const clearExits = (sql: SqlClient, ids: ReadonlyArray<string>) =>
-  sql`UPDATE events SET is_exit = false WHERE id = ANY(${text(ids)}::uuid[]) AND is_exit`
+  sql`
+    UPDATE events SET is_exit = false
+    FROM unnest(${text(ids)}::uuid[]) AS cleared(id)
+    WHERE events.id = cleared.id AND events.is_exit`
 
 const insertRejections = (sql: SqlClient, tenantId: string, rows: ReadonlyArray<RejectionRow>) =>
   sql`
