@@ -17,8 +17,7 @@ CREATE TABLE daily_visitors (
   -- The key doubles as the index for range queries (tenant, property and a
   -- range of days). INCLUDE ("returning") lets the returning-visitor share of a
   -- range be read from the index alone.
-  PRIMARY KEY (tenant_id, property_id, day, visitor_id) INCLUDE ("returning"),
-  FOREIGN KEY (tenant_id, property_id) REFERENCES properties (tenant_id, id) ON DELETE CASCADE
+  PRIMARY KEY (tenant_id, property_id, day, visitor_id) INCLUDE ("returning")
 );
 
 ALTER TABLE daily_visitors ENABLE ROW LEVEL SECURITY;

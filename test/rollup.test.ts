@@ -335,14 +335,14 @@ describe("rollup of a hand-computed day", () => {
     await insertEvent(site, v4, s4, { type: "page_view", path: "/", at: at("12:00:00"), deviceType: "bot", isEntrance: true })
     await insertEvent(site, v4, s4, { type: "page_view", path: "/pricing", at: at("12:01:00"), deviceType: "bot", props: { ttfbMs: 9999 } })
 
-    // v5 returns from the evening before; its session started the day before,
+    // v5 returns from the evening before. Its session started the day before,
     // and only its page view at local midnight falls on the day.
     const v5 = await insertVisitor(site, at("23:50:00", "2026-06-09"))
     const s5 = await insertSession(site, v5, { startedAt: at("23:50:00", "2026-06-09"), pageViews: 2 })
     await insertEvent(site, v5, s5, { type: "page_view", path: "/", at: at("23:50:00", "2026-06-09"), isEntrance: true })
     await insertEvent(site, v5, s5, { type: "page_view", path: "/about", at: at("00:00:00") })
 
-    // v6 is new in the day's last second; its next page view is on the next day.
+    // v6 is new in the day's last second, and its next page view is on the next day.
     const v6 = await insertVisitor(site, at("23:59:59"))
     const s6 = await insertSession(site, v6, { startedAt: at("23:59:59"), deviceType: "tablet", countryCode: "CA", pageViews: 2 })
     await insertEvent(site, v6, s6, { type: "page_view", path: "/", at: at("23:59:59"), deviceType: "tablet", isEntrance: true, props: { ttfbMs: 500 } })
@@ -361,7 +361,7 @@ describe("rollup of a hand-computed day", () => {
     const lead1 = await insertLead(site, "one@example.com", at("10:02:00"))
     await linkLead(site, lead1, v2, "form_submit", at("10:02:00"))
     // A later capture from v1 links a second form_submit visitor, first seen
-    // nine days earlier; the first capture's visitor stays the one measured.
+    // nine days earlier, and the first capture's visitor stays the one measured.
     await linkLead(site, lead1, v1, "form_submit", at("18:00:00"))
     const lead2 = await insertLead(site, "two@example.com", at("11:03:00"))
     await linkLead(site, lead2, v3, "form_submit", at("11:03:00"))
@@ -491,7 +491,7 @@ describe("rollup of a hand-computed day", () => {
     expect(await metricRows(site, DAY)).toEqual(alone)
   })
 
-  it("leaves the other property's day empty of this property's data", async () => {
+  it("writes no rows for other properties", async () => {
     await rollup((service) => service.rollupDay(site.tenantId, site.propertyId, DAY))
 
     const otherTotals = await owner(
@@ -521,7 +521,7 @@ describe("rollup of an empty day", () => {
 describe("rollup across daylight saving changes in America/Toronto", () => {
   let site: Site
 
-  /** One visitor, session and entrance page view per instant. */
+  /** Inserts a visitor, its session and its entrance page view at `instant`. */
   const visitAt = async (instant: string) => {
     const visitorId = await insertVisitor(site, instant)
     const sessionId = await insertSession(site, visitorId, { startedAt: instant, pageViews: 1 })
@@ -572,6 +572,26 @@ describe("rollup across daylight saving changes in America/Toronto", () => {
     expect(await eventsOn("2026-10-31")).toEqual({ events: 1, sessions: 1 })
     expect(await eventsOn("2026-11-01")).toEqual({ events: 4, sessions: 4 })
     expect(await eventsOn("2026-11-02")).toEqual({ events: 1, sessions: 1 })
+  })
+})
+
+describe("rollup of a day whose local midnight is skipped", () => {
+  it("starts 2026-09-06 in America/Santiago at 01:00 local, 23 hours long", async () => {
+    // Chile moves its clocks from 00:00 to 01:00 on 2026-09-06 (04:00Z).
+    const site = await createSite("santiago", "America/Santiago")
+    for (const instant of ["2026-09-06T03:59:59Z", "2026-09-06T04:00:00Z", "2026-09-07T02:59:59Z", "2026-09-07T03:00:00Z"]) {
+      const visitorId = await insertVisitor(site, instant)
+      const sessionId = await insertSession(site, visitorId, { startedAt: instant, pageViews: 1 })
+      await insertEvent(site, visitorId, sessionId, { type: "page_view", path: "/", at: instant, isEntrance: true })
+    }
+
+    const results = await Promise.all(["2026-09-05", "2026-09-06", "2026-09-07"].map((day) =>
+      rollup((service) => service.rollupDay(site.tenantId, site.propertyId, day))))
+
+    expect(results.map((result) => result.figures.dayHours)).toEqual([24, 23, 24])
+    expect((await totalRow(site, "2026-09-05"))?.["events"]).toBe(1)
+    expect((await totalRow(site, "2026-09-06"))?.["events"]).toBe(2)
+    expect((await totalRow(site, "2026-09-07"))?.["events"]).toBe(1)
   })
 })
 

@@ -21,7 +21,7 @@ import { BeginTransaction, SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { TenantDb } from "../services/TenantDb.ts"
 
-/** Longest range `rollupRange` accepts: a little over the 24 months that rollups are kept. */
+/** Maximum number of days that `rollupRange` accepts: a little over the 24 months that rollups are kept. */
 export const MAX_RANGE_DAYS = 800
 
 const MILLIS_PER_DAY = 86_400_000
@@ -78,7 +78,7 @@ export interface DayRollup {
 export interface RecentRollups {
   /** Days rolled up and committed. */
   readonly rolledUp: number
-  /** Days that failed, plus tenants whose properties could not be listed; each one is logged. */
+  /** Days that failed, plus tenants whose properties could not be listed. Each one is logged. */
   readonly failed: number
 }
 
@@ -97,7 +97,7 @@ export interface RollupShape {
   /**
    * Recomputes the days from `from` to `to`, both included, one transaction
    * per day, and returns the number of days. It stops at the first failing
-   * day; the days before it stay committed.
+   * day, and the days before it stay committed.
    */
   readonly rollupRange: (
     tenantId: string,
@@ -107,7 +107,7 @@ export interface RollupShape {
   ) => Effect.Effect<number, RollupError | SqlError>
 }
 
-/** Describes each violated invariant; an empty list means that the day may be committed. */
+/** Describes each violated invariant. An empty list means that the day may be committed. */
 export const invariantViolations = (figures: InvariantFigures): ReadonlyArray<string> => {
   const violations: Array<string> = []
   if (figures.totalRows !== 1) {
@@ -134,7 +134,7 @@ export const invariantViolations = (figures: InvariantFigures): ReadonlyArray<st
   return violations
 }
 
-/** The UTC midnight of a `YYYY-MM-DD` calendar date in milliseconds, or undefined when it is no such date. */
+/** Parses a `YYYY-MM-DD` calendar date into its UTC midnight in milliseconds, or undefined when it is no such date. */
 export const parseDay = (value: string): number | undefined => {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return undefined
   const millis = Date.parse(`${value}T00:00:00Z`)
@@ -212,37 +212,23 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
               WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId} AND day = ${key.day}::date`
         ], { discard: true })
 
-      /** The property's events received during the day, bots included; `e` is the alias. */
+      /** Filters the property's events received during the day, bots included, as `e`. */
       const dayEvents = (key: DayKey, bounds: DayBounds) =>
         sql`e.tenant_id = ${key.tenantId} AND e.property_id = ${key.propertyId}
             AND e."timestamp" >= ${bounds.dayStart}::timestamptz AND e."timestamp" < ${bounds.dayEnd}::timestamptz`
 
-      /** The sessions that count: started during the day, not a bot's, with a page view; `s` is the alias. */
+      /** Filters the sessions that count, as `s`: started during the day, not a bot's, with a page view. */
       const daySessions = (key: DayKey, bounds: DayBounds) =>
         sql`s.tenant_id = ${key.tenantId} AND s.property_id = ${key.propertyId}
             AND s.started_at >= ${bounds.dayStart}::timestamptz AND s.started_at < ${bounds.dayEnd}::timestamptz
             AND s.device_type <> 'bot' AND s.page_views > 0`
-
-      // The session of an entrance event (`e`), for its conversion flag, and
-      // no lookup for other events. A LATERAL lookup by session id keeps the
-      // plan an index probe per entrance even when the planner's statistics
-      // are stale; as a plain join, stale statistics once made PostgreSQL
-      // compare every entrance with every session of the tenant.
-      const entranceSession = sql`
-        LEFT JOIN LATERAL (
-          SELECT s.is_conversion FROM sessions s
-          WHERE e.is_entrance AND s.tenant_id = e.tenant_id AND s.id = e.session_id
-        ) AS entrance_session ON true`
 
       const insertVisitors = (key: DayKey, bounds: DayBounds) =>
         sql`
           INSERT INTO daily_visitors (tenant_id, property_id, day, visitor_id, "returning")
           SELECT v.tenant_id, ${key.propertyId}, ${key.day}::date, v.id, v.first_seen_at < ${bounds.dayStart}::timestamptz
           FROM (SELECT DISTINCT e.visitor_id FROM events e WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot') AS d
-          CROSS JOIN LATERAL (
-            SELECT v.tenant_id, v.id, v.first_seen_at FROM visitors v
-            WHERE v.tenant_id = ${key.tenantId} AND v.id = d.visitor_id
-          ) AS v`
+          JOIN visitors v ON v.tenant_id = ${key.tenantId} AND v.id = d.visitor_id`
 
       // `visitors` is counted from the events, independently of the
       // daily_visitors rows, so that the invariant comparing them can fail.
@@ -252,20 +238,27 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
           WITH counted_events AS (
             SELECT count(*) AS events,
                    count(*) FILTER (WHERE e.device_type = 'bot') AS bot_events,
-                   count(DISTINCT e.visitor_id) FILTER (WHERE e.device_type <> 'bot') AS visitors,
-                   count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'page_view') AS page_views,
-                   count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'page_view' AND e.is_entrance)
-                     AS entrances,
-                   count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'page_view' AND e.is_entrance
-                                      AND entrance_session.is_conversion) AS converting_entrances,
                    count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'form_start') AS form_starts,
                    count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'form_submit') AS form_submits,
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY
                      CASE WHEN e.device_type <> 'bot' AND jsonb_typeof(e.props -> 'ttfbMs') = 'number'
                           THEN (e.props -> 'ttfbMs')::float8 END) AS ttfb_p95_ms
             FROM events e
-            ${entranceSession}
             WHERE ${dayEvents(key, bounds)}
+          ),
+          -- The path rows, written just before, hold every page view of the
+          -- day once, so their sums are the day's; this saves a second join
+          -- of the day's events with their sessions.
+          counted_page_views AS (
+            SELECT COALESCE(sum(p.page_views), 0) AS page_views, COALESCE(sum(p.entrances), 0) AS entrances,
+                   COALESCE(sum(p.converting_entrances), 0) AS converting_entrances
+            FROM daily_metric_rollups p
+            WHERE p.tenant_id = ${key.tenantId} AND p.property_id = ${key.propertyId} AND p.day = ${key.day}::date
+              AND p.dimension = 'path'
+          ),
+          counted_visitors AS (
+            SELECT count(*) AS visitors
+            FROM (SELECT DISTINCT e.visitor_id FROM events e WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot') AS d
           ),
           counted_sessions AS (
             SELECT count(*) AS sessions,
@@ -288,13 +281,10 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
               ORDER BY i.created_at, i.id
               LIMIT 1
             ) AS first_identity ON true
-            LEFT JOIN LATERAL (
-              SELECT extract(epoch FROM l.first_captured_at - v.first_seen_at)::float8 AS seconds
-              FROM visitors v
-              WHERE v.tenant_id = l.tenant_id AND v.id = first_identity.visitor_id
-            ) AS first_visitor ON true
+            LEFT JOIN visitors v ON v.tenant_id = l.tenant_id AND v.id = first_identity.visitor_id
             CROSS JOIN LATERAL (
-              SELECT CASE WHEN first_visitor.seconds >= 0 THEN first_visitor.seconds END AS seconds
+              SELECT CASE WHEN v.first_seen_at <= l.first_captured_at
+                          THEN extract(epoch FROM l.first_captured_at - v.first_seen_at)::float8 END AS seconds
             ) AS first_capture
             WHERE l.tenant_id = ${key.tenantId} AND l.property_id = ${key.propertyId}
               AND l.first_captured_at >= ${bounds.dayStart}::timestamptz
@@ -310,47 +300,62 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
             tenant_id, property_id, day, dimension, dimension_value, visitors, returning_visitors, sessions,
             page_views, entrances, converting_entrances, conversions, form_starts, form_submits, new_leads,
             bot_events, events, ttfb_p95_ms, time_to_first_capture_median_s, metrics)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, 'total', '', e.visitors, r.returning_visitors,
-                 s.sessions, e.page_views, e.entrances, e.converting_entrances, s.conversions, e.form_starts,
+          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, 'total', '', v.visitors, r.returning_visitors,
+                 s.sessions, p.page_views, p.entrances, p.converting_entrances, s.conversions, e.form_starts,
                  e.form_submits, l.new_leads, e.bot_events, e.events, e.ttfb_p95_ms,
                  l.time_to_first_capture_median_s,
                  jsonb_build_object('referral_sessions', s.referral_sessions,
                                     'referral_conversions', s.referral_conversions)
-          FROM counted_events e, counted_sessions s, new_leads l, returning_visitors r`
+          FROM counted_events e, counted_page_views p, counted_visitors v, counted_sessions s, new_leads l,
+               returning_visitors r`
 
+      // Distinct visitors per row are counted in two hashed steps, per
+      // (row, visitor) and then per row, because count(DISTINCT) sorts its
+      // whole input and took most of the time of these statements. Only
+      // entrances are joined to their session, for its conversion flag.
       const insertPaths = (key: DayKey, bounds: DayBounds) =>
         sql`
           INSERT INTO daily_metric_rollups (
             tenant_id, property_id, day, dimension, dimension_value, visitors, page_views, entrances,
             converting_entrances)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, 'path', e.path,
-                 count(DISTINCT e.visitor_id), count(*),
-                 count(*) FILTER (WHERE e.is_entrance),
-                 count(*) FILTER (WHERE e.is_entrance AND entrance_session.is_conversion)
-          FROM events e
-          ${entranceSession}
-          WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot' AND e.event_type = 'page_view'
-          GROUP BY e.path`
+          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, 'path', v.path,
+                 count(*), sum(v.page_views), sum(v.entrances), sum(v.converting_entrances)
+          FROM (
+            SELECT e.path, e.visitor_id, count(*) AS page_views,
+                   count(*) FILTER (WHERE e.is_entrance) AS entrances,
+                   count(*) FILTER (WHERE e.is_entrance AND entrance_session.is_conversion) AS converting_entrances
+            FROM events e
+            LEFT JOIN sessions entrance_session
+              ON e.is_entrance AND entrance_session.tenant_id = e.tenant_id AND entrance_session.id = e.session_id
+            WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot' AND e.event_type = 'page_view'
+            GROUP BY e.path, e.visitor_id
+          ) AS v
+          GROUP BY v.path`
 
       // Every counted session lands in one row of each session dimension it
-      // has a value for; keyword rows carry no visitors (docs/metrics.md).
+      // has a value for. Keyword rows carry no visitors (docs/metrics.md).
       const insertSessionBreakdowns = (key: DayKey, bounds: DayBounds) =>
         sql`
           INSERT INTO daily_metric_rollups (
             tenant_id, property_id, day, dimension, dimension_value, sessions, conversions, visitors)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, d.dimension, d.value,
-                 count(*), count(*) FILTER (WHERE d.counts_conversions AND s.is_conversion),
-                 CASE WHEN d.dimension = 'keyword' THEN 0 ELSE count(DISTINCT s.visitor_id) END
-          FROM sessions s
-          CROSS JOIN LATERAL (VALUES
-            ('source', s.traffic_source::text, true),
-            ('referrer', CASE WHEN s.traffic_source <> 'internal' THEN s.referrer_domain END, true),
-            ('keyword', NULLIF(s.utm_term, ''), true),
-            ('country', COALESCE(s.country_code::text, ''), false),
-            ('device', s.device_type::text, false)
-          ) AS d(dimension, value, counts_conversions)
-          WHERE ${daySessions(key, bounds)} AND d.value IS NOT NULL
-          GROUP BY d.dimension, d.value, d.counts_conversions`
+          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, v.dimension, v.value,
+                 sum(v.sessions), sum(v.conversions),
+                 CASE WHEN v.dimension = 'keyword' THEN 0 ELSE count(*) END
+          FROM (
+            SELECT d.dimension, d.value, s.visitor_id, count(*) AS sessions,
+                   count(*) FILTER (WHERE d.counts_conversions AND s.is_conversion) AS conversions
+            FROM sessions s
+            CROSS JOIN LATERAL (VALUES
+              ('source', s.traffic_source::text, true),
+              ('referrer', CASE WHEN s.traffic_source <> 'internal' THEN s.referrer_domain END, true),
+              ('keyword', NULLIF(s.utm_term, ''), true),
+              ('country', COALESCE(s.country_code::text, ''), false),
+              ('device', s.device_type::text, false)
+            ) AS d(dimension, value, counts_conversions)
+            WHERE ${daySessions(key, bounds)} AND d.value IS NOT NULL
+            GROUP BY d.dimension, d.value, s.visitor_id
+          ) AS v
+          GROUP BY v.dimension, v.value`
 
       const insertIngest = (key: DayKey, bounds: DayBounds) =>
         sql`
@@ -427,16 +432,20 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
       const writeDay = (key: DayKey) =>
         Effect.gen(function*() {
           // The client keeps prepared statements per connection, and after
-          // five runs PostgreSQL may switch a statement to a generic plan
-          // chosen without the day's bounds and property. Such a plan was
-          // seen to run a day for minutes instead of milliseconds, so every
-          // statement here is planned for its own values.
+          // five runs PostgreSQL may switch a statement to a generic plan,
+          // chosen without the day's bounds and property. In
+          // test/rollup.test.ts such plans made the suite take 134 s instead
+          // of 14 s, so every statement here is planned for its own values.
           yield* sql`SET LOCAL plan_cache_mode = force_custom_plan`
+          // The hash aggregates of the path and breakdown rows took about
+          // 60 MB for a day of 1,000,000 events in bench/rollup.ts. With the
+          // default 4 MB they spill to disk, and the day takes longer.
+          yield* sql`SET LOCAL work_mem = '64MB'`
           const bounds = yield* readBounds(key)
           yield* deleteDay(key)
           yield* insertVisitors(key, bounds)
-          yield* insertTotal(key, bounds)
           yield* insertPaths(key, bounds)
+          yield* insertTotal(key, bounds)
           yield* insertSessionBreakdowns(key, bounds)
           yield* insertIngest(key, bounds)
           const figures = yield* readFigures(key, bounds)
@@ -457,7 +466,7 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
           )
         }).pipe(Effect.annotateLogs({ service: "rollup", tenantId, propertyId, day }))
 
-      /** Runs `effect` and returns whether it succeeded; a failure other than an interruption is logged. */
+      /** Runs `effect` and returns whether it succeeded. A failure other than an interruption is logged. */
       const attempt = <A, E>(effect: Effect.Effect<A, E>, message: string, ids: Record<string, string>) =>
         effect.pipe(
           Effect.as(true),
