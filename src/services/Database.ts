@@ -90,7 +90,13 @@ export const SqlLive = Layer.unwrap(
       connectTimeout: Duration.seconds(5),
       acquireTimeout: Duration.seconds(5),
       idleTimeout: Duration.minutes(1),
-      applicationName: "porchlight"
+      applicationName: "porchlight",
+      // The client prepares every statement, and after five runs PostgreSQL
+      // may switch to a generic plan built without the parameter values. For
+      // the ingest writes, whose arrays vary in size, generic plans made
+      // throughput fall as tables grew (measured: 885 to 609 events/s over
+      // 20,000 beacons; with custom plans 948 to 1,206).
+      startupParameters: { plan_cache_mode: "force_custom_plan" }
     })
   })
 )
