@@ -167,6 +167,20 @@ describe("row-level security", () => {
 })
 
 describe("application role", () => {
+  it("meets forced row-level security on every table with tenant_id", async () => {
+    const result = await Effect.runPromise(withOwnerClient(database.url, (client) =>
+      ownerQuery(client, `
+        SELECT c.relname AS table_name, c.relrowsecurity AND c.relforcerowsecurity AS forced
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+        WHERE c.relkind IN ('r', 'p')`)))
+
+    const unprotected = result.rows.filter((row) => row["forced"] !== true).map((row) => row["table_name"])
+    expect(unprotected).toEqual([])
+    expect(result.rows.map((row) => row["table_name"]).sort()).toEqual([...TENANT_TABLES].sort())
+  })
+
   it("neither owns the tables nor bypasses row security", async () => {
     const result = await Effect.runPromise(withOwnerClient(database.url, (client) =>
       ownerQuery(client, `

@@ -20,7 +20,7 @@ export interface SeededTenant {
 export const TENANT_TABLES = [
   "tenants", "properties", "api_keys", "users", "auth_sessions", "visitors", "sessions", "events",
   "event_receipts", "leads", "lead_identities", "form_submissions", "consent_events", "erasures",
-  "daily_metric_rollups", "daily_ingest_rollups", "ingest_rejections"
+  "daily_metric_rollups", "daily_ingest_rollups", "ingest_rejections", "lead_spam_counts", "daily_visitors"
 ] as const
 
 export type TenantTable = (typeof TENANT_TABLES)[number]
@@ -96,6 +96,14 @@ export const seedTenant = (client: pg.Client, label: string) =>
       "INSERT INTO ingest_rejections (tenant_id, property_id, received_at, reason) VALUES ($1, $2, now(), 'invalid')",
       [tenantId, propertyId]
     )
+    yield* q(
+      "INSERT INTO lead_spam_counts (tenant_id, property_id, day, reason, submissions) VALUES ($1, $2, current_date, 'honeypot', 1)",
+      [tenantId, propertyId]
+    )
+    yield* q(
+      "INSERT INTO daily_visitors (tenant_id, property_id, day, visitor_id, \"returning\") VALUES ($1, $2, current_date, $3, false)",
+      [tenantId, propertyId, visitorId]
+    )
     return { tenantId, propertyId, visitorId, sessionId, leadId, userId }
   })
 
@@ -139,6 +147,10 @@ export const craftedInsert = (
       return ["INSERT INTO daily_metric_rollups (tenant_id, property_id, day, dimension) VALUES ($1, $2, current_date, 'stolen')", [t, p]]
     case "daily_ingest_rollups":
       return ["INSERT INTO daily_ingest_rollups (tenant_id, property_id, day) VALUES ($1, $2, current_date - 1)", [t, p]]
+    case "lead_spam_counts":
+      return ["INSERT INTO lead_spam_counts (tenant_id, property_id, day, reason) VALUES ($1, $2, current_date, 'stolen')", [t, p]]
+    case "daily_visitors":
+      return ["INSERT INTO daily_visitors (tenant_id, property_id, day, visitor_id, \"returning\") VALUES ($1, $2, current_date - 1, $3, false)", [t, p, v]]
     case "ingest_rejections":
       return ["INSERT INTO ingest_rejections (tenant_id, property_id, received_at, reason) VALUES ($1, $2, now(), 'x')", [t, p]]
   }
