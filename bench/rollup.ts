@@ -15,7 +15,6 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
@@ -27,6 +26,7 @@ import { runMigrations } from "../src/services/Migrations.ts"
 import { ownerQuery, withOwnerClient } from "../src/services/OwnerClient.ts"
 import { TenantDb } from "../src/services/TenantDb.ts"
 import { clockTicksPerSecond, machineBusyCpuSeconds, machineFacts, processTreeCpuSeconds } from "./lib/processes.ts"
+import { freePort } from "./lib/service.ts"
 
 const REPOSITORY = fileURLToPath(new URL("..", import.meta.url))
 const DOCS_FILE = fileURLToPath(new URL("../docs/benchmarks.md", import.meta.url))
@@ -57,17 +57,6 @@ const QUIET_MAX_OTHER_CORES = 0.2
 const QUIET_WAIT_MS = 45_000
 const QUIET_SAMPLE_MS = 1_000
 
-/** Asks the kernel for a free TCP port on 127.0.0.1. */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /** PostgreSQL's log lines reach this process through a pipe, a little after the statements end. */
 const LOG_SETTLE_MS = 300

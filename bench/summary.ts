@@ -13,7 +13,6 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
@@ -26,6 +25,7 @@ import { runMigrations } from "../src/services/Migrations.ts"
 import { ownerQuery, withOwnerClient } from "../src/services/OwnerClient.ts"
 import { TenantDb } from "../src/services/TenantDb.ts"
 import { machineFacts } from "./lib/processes.ts"
+import { freePort } from "./lib/service.ts"
 
 const DOCS_FILE = fileURLToPath(new URL("../docs/benchmarks.md", import.meta.url))
 const SECTION_START = "<!-- bench:summary:start -->"
@@ -39,16 +39,6 @@ const EVENTS_PER_VISITOR = 5
 const MEASURED_RUNS = 3
 const PEPPER = "bench-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 

@@ -162,7 +162,7 @@ export const superuserPassword = (dataDir: string): string => {
 }
 
 /** Asks the kernel for a free TCP port on 127.0.0.1. */
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const server = Net.createServer()
     server.once("error", reject)
