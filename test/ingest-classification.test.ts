@@ -38,6 +38,7 @@ beforeAll(async () => {
     env: {
       DATABASE_URL: Redacted.value(database.url).href,
       IP_HASH_PEPPER: TEST_PEPPER,
+      INGEST_RATE_LIMIT_PER_MINUTE: "10000000",
       INGEST_API_KEY: INGEST_KEY
     }
   })

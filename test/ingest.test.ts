@@ -16,6 +16,7 @@ const CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KH
 const serviceEnv = (database: TestDatabase) => ({
   DATABASE_URL: Redacted.value(database.url).href,
   IP_HASH_PEPPER: TEST_PEPPER,
+  INGEST_RATE_LIMIT_PER_MINUTE: "10000000",
   INGEST_API_KEY: INGEST_KEY,
   CORS_ALLOWED_ORIGINS: SITE
 })
@@ -311,3 +312,24 @@ const waitUntil = async (condition: () => boolean, timeoutMs: number) => {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
+
+describe("ingest rate limit", () => {
+  it("answers 429 with Retry-After past the per-IP limit", async () => {
+    const database = await createTestDatabase()
+    const limited = await startService({ env: { ...serviceEnv(database), INGEST_RATE_LIMIT_PER_MINUTE: "3" } })
+    try {
+      const anonId = randomUUID()
+      const statuses: Array<number> = []
+      for (let index = 0; index < 3; index++) statuses.push((await send(limited, pageView(anonId, "/"))).status)
+      const refused = await send(limited, pageView(anonId, "/"))
+
+      expect(statuses).toEqual([202, 202, 202])
+      expect(refused.status).toBe(429)
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0)
+      expect(await refused.json()).toMatchObject({ error: { code: "rate_limited" } })
+      expect(await eventsOf(database, anonId)).toHaveLength(3)
+    } finally {
+      await limited.stop()
+    }
+  })
+})

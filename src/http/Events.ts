@@ -10,6 +10,7 @@ import { Clock, Effect } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AppConfig } from "../services/AppConfig.ts"
 import { Enrichment } from "../services/Enrichment.ts"
+import { RateLimiter } from "../services/RateLimiter.ts"
 import type { EnrichedEvent, RejectionRow } from "../streams/IngestMessages.ts"
 import { IngestPipeline } from "../streams/IngestPipeline.ts"
 import { ApiError } from "./ApiError.ts"
@@ -34,6 +35,22 @@ export const postEvents = Effect.gen(function*() {
   const propertyId = key.propertyId
   if (propertyId === null) return yield* new ApiError({ status: 403, code: "wrong_scope" })
   const receivedAt = yield* Clock.currentTimeMillis
+  const config = yield* AppConfig
+  const enrichment = yield* Enrichment
+  const ip = clientAddress(request, config)
+  const limiter = yield* RateLimiter
+  const allowance = yield* limiter.take(
+    `events:${propertyId}:${ip === undefined ? "none" : enrichment.hash(ip)}`,
+    config.ingestRateLimitPerMinute,
+    60_000
+  )
+  if (!allowance.allowed) {
+    return yield* new ApiError({
+      status: 429,
+      code: "rate_limited",
+      headers: { "retry-after": String(allowance.retryAfterSeconds) }
+    })
+  }
 
   const rejections: Array<RejectionRow> = []
   const problems: Array<{ index: number; fields: ReadonlyArray<{ path: string; code: string }> }> = []
@@ -54,10 +71,8 @@ export const postEvents = Effect.gen(function*() {
     })
   })
 
-  const enrichment = yield* Enrichment
-  const config = yield* AppConfig
   const facts = {
-    ip: clientAddress(request, config),
+    ip,
     userAgent: request.headers["user-agent"],
     clientHints: request.headers,
     receivedAt,

@@ -35,6 +35,8 @@ export interface AppSettings {
   readonly leadRateLimitPerMinute: number
   /** Lead submissions allowed per email address per hour. */
   readonly leadRateLimitPerEmailHour: number
+  /** Event requests allowed per client IP and property per minute. */
+  readonly ingestRateLimitPerMinute: number
 }
 
 export class InvalidSetting extends Schema.TaggedError<InvalidSetting>()("InvalidSetting", {
@@ -128,6 +130,7 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
 
   const leadRateLimitPerMinute = yield* boundedInt("LEAD_RATE_LIMIT_PER_MINUTE", 10, 1, 100_000)
   const leadRateLimitPerEmailHour = yield* boundedInt("LEAD_RATE_LIMIT_PER_EMAIL_HOUR", 5, 1, 100_000)
+  const ingestRateLimitPerMinute = yield* boundedInt("INGEST_RATE_LIMIT_PER_MINUTE", 3000, 1, 10_000_000)
 
   if (Option.isSome(databaseUrl) && Option.isNone(ipHashPepper)) {
     // With an external database the pepper cannot be generated and kept under
@@ -156,7 +159,8 @@ export const loadSettings: Effect.Effect<AppSettings, InvalidSetting> = Effect.g
     databasePoolSize,
     apiKeyCacheSeconds,
     leadRateLimitPerMinute,
-    leadRateLimitPerEmailHour
+    leadRateLimitPerEmailHour,
+    ingestRateLimitPerMinute
   }
 })
 
