@@ -21,7 +21,9 @@ export const runEntryPoint = <A, E>(program: Effect.Effect<A, E>) =>
 /** Returns a one-line explanation for failures an operator can fix, or undefined for the rest. */
 export const describeStartFailure = (cause: Cause.Cause<unknown>): string | undefined => {
   for (const reason of cause.reasons) {
-    const error = reason._tag === "Fail" ? reason.error : reason._tag === "Die" ? reason.defect : undefined
+    let error: unknown = undefined
+    if (reason._tag === "Fail") error = reason.error
+    if (reason._tag === "Die") error = reason.defect
     const message = explain(error)
     if (message !== undefined) return message
   }

@@ -1,5 +1,5 @@
 /**
- * Reading and decoding request bodies: a size limit answered with 413, JSON
+ * Reading and decoding request bodies: a size limit enforced with 413, JSON
  * parsed and decoded with a Schema, and every schema issue reported as a
  * field of the error envelope (`path`, `code`, localised `message`).
  */

@@ -2,7 +2,7 @@
  * The database the service runs on: the PostgreSQL named by DATABASE_URL, or
  * an embedded PostgreSQL 18 under DATA_DIR when it is unset. Building the
  * layer also applies pending migrations, so every layer that needs the
- * database sees the current schema.
+ * database finds the current schema.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
@@ -18,7 +18,7 @@ export interface DatabaseShape {
   readonly kind: DatabaseKind
   /** Owner of the schema: runs migrations and bootstrap. */
   readonly ownerUrl: Redacted.Redacted<URL>
-  /** What the service's pool connects as. */
+  /** Login of the service's pool. */
   readonly appUrl: Redacted.Redacted<URL>
   readonly ipHashPepper: Redacted.Redacted<string>
 }

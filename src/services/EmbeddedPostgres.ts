@@ -233,7 +233,7 @@ const stop = (child: ChildProcess) =>
     child.kill("SIGINT")
   })
 
-/** The parent pid from /proc, or undefined where /proc is not available. */
+/** Reads the parent pid from /proc; returns undefined where /proc is not available. */
 const parentPid = (pid: number): number | undefined => {
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")

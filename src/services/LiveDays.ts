@@ -1,5 +1,5 @@
 /**
- * Keeps today's rollup current for the metrics API: before an answer that
+ * Keeps today's rollup current for the metrics API: before a response that
  * reaches today in a property's zone, today's rows are recomputed from the
  * raw events when they are older than REFRESH_AFTER_MS. Past days are left
  * to the scheduled rollup job.

@@ -301,5 +301,8 @@ const marketable = (sql: SqlClient) =>
   sql`(l.consent_status = 'express' OR (l.consent_status = 'implied' AND l.consent_expired_at IS NULL
         AND l.implied_consent_at > now() - interval '6 months'))`
 
-const dateOrNull = (value: unknown): Date | null =>
-  value instanceof Date ? value : typeof value === "string" ? new Date(value) : null
+const dateOrNull = (value: unknown): Date | null => {
+  if (value instanceof Date) return value
+  if (typeof value === "string") return new Date(value)
+  return null
+}

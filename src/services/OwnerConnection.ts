@@ -53,7 +53,7 @@ const embeddedOwnerUrl = (settings: AppSettings) =>
     return cluster.ownerUrl
   })
 
-/** The port in postmaster.pid (its fourth line) when that server is alive. */
+/** Returns the port in postmaster.pid (its fourth line) when that server is alive. */
 const portOfRunningServer = (dataDir: string): number | undefined => {
   const pidFile = Path.join(dataDir, "postgres", "postmaster.pid")
   if (!Fs.existsSync(pidFile)) return undefined

@@ -93,7 +93,7 @@ export interface EventRow extends EnrichedEvent {
   readonly isConversion: boolean
 }
 
-/** What one TrackEvents produces for the database, written in one transaction. */
+/** Rows that one TrackEvents produces for the database, written in one transaction. */
 export interface VisitorWrites {
   readonly visitor: VisitorRow
   readonly sessions: ReadonlyArray<SessionRow>

@@ -144,7 +144,7 @@ const startsNewSession = (session: SessionRow, event: EnrichedEvent) => {
 const hasExternalAttribution = (event: EnrichedEvent) =>
   event.trafficSource !== "direct" && event.trafficSource !== "internal" && event.trafficSource !== "unknown"
 
-/** What identifies where a visit came from: the source and the campaign tags. */
+/** Key of where a visit came from: the source and the campaign tags. */
 const attributionOf = (row: {
   readonly trafficSource: string
   readonly referrerDomain: string | null

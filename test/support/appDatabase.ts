@@ -24,7 +24,7 @@ export const createAppDatabase = async (): Promise<AppDatabase> => {
   return { ...database, appUrl }
 }
 
-/** The SQL pool as the application role, with `TenantDb` on top. */
+/** Builds the SQL pool as the application role, with `TenantDb` on top. */
 export const appSqlLayer = (database: AppDatabase, maxConnections = 10) => {
   const Sql = PgClient.layer({
     url: Redacted.make(Redacted.value(database.appUrl).href),

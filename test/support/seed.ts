@@ -1,6 +1,6 @@
 /**
  * Rows for one tenant in every tenant table, written as the owner. The
- * isolation tests seed two tenants and check that neither sees the other.
+ * isolation tests seed two tenants and check that neither can read the other's rows.
  */
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
