@@ -1,6 +1,6 @@
 /**
  * The lead form with JavaScript off, in headless Debian Chromium: a plain
- * HTML form post to the real service, which answers 303 to its localised
+ * HTML form post to the real service, which responds with 303 to its localised
  * confirmation page once the lead is committed.
  */
 import { Effect, Redacted } from "effect"

@@ -248,11 +248,11 @@ describe("configuration", () => {
   })
 })
 
-const pollStatus = async (url: string, wanted: number, timeoutMs: number) => {
+const pollStatus = async (url: string, expectedStatus: number, timeoutMs: number) => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const response = await fetch(url)
-    if (response.status === wanted || Date.now() > deadline) {
+    if (response.status === expectedStatus || Date.now() > deadline) {
       return { status: response.status, body: await response.json(), retryAfter: response.headers.get("retry-after") }
     }
     await new Promise((resolve) => setTimeout(resolve, 200))

@@ -72,11 +72,12 @@ export const issueFields = (issue: SchemaIssue.Issue, prefix = ""): ReadonlyArra
 }
 
 const problem = (prefix: string, path: ReadonlyArray<PropertyKey>, code: string): FieldProblem => {
-  const joined = path.reduce<string>(
-    (text, segment) =>
-      typeof segment === "number" ? `${text}[${segment}]` : text === "" ? String(segment) : `${text}.${String(segment)}`,
-    prefix
-  )
+  let joined = prefix
+  for (const segment of path) {
+    if (typeof segment === "number") joined = `${joined}[${segment}]`
+    else if (joined === "") joined = String(segment)
+    else joined = `${joined}.${String(segment)}`
+  }
   return { path: joined === "" ? "(body)" : joined, code }
 }
 

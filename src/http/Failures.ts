@@ -1,6 +1,6 @@
 /**
- * Turns a handler's failures into responses: an `ApiError` becomes its
- * localised envelope; anything else is logged with a request id and becomes
+ * Turns a handler's failures into responses. An `ApiError` becomes its
+ * localised envelope. Anything else is logged with a request id and becomes
  * a 500 envelope that shows no internals.
  */
 import { Cause, Effect } from "effect"

@@ -1,8 +1,8 @@
 /**
  * API key resolution: finds a presented key by its public prefix, checks its
  * hash, revocation, scope and (for ingest keys) the request's origin.
- * Resolved keys are cached for API_KEY_CACHE_SECONDS (30 by default) so that
- * ingest does not query the database per request; a revoked key is refused
+ * Resolved keys are cached for API_KEY_CACHE_SECONDS (30 by default), so
+ * ingest does not query the database per request. A revoked key is rejected
  * at the latest that long after its revocation. `last_used_at` is written in
  * the background, at most once a minute per key.
  */
@@ -28,8 +28,8 @@ export class ApiKeyError extends Schema.TaggedError<ApiKeyError>()("ApiKeyError"
 export interface ApiKeysShape {
   /**
    * Resolves `presented` for an endpoint that needs `scope`. `origin` is the
-   * request's Origin header: an ingest key is refused from any origin that is
-   * not one of its property's; a request without Origin (a server, not a
+   * request's Origin header. An ingest key is rejected from any origin that is
+   * not one of its property's. A request without Origin (a server, not a
    * browser) is not checked, because a non-browser client can send any Origin.
    */
   readonly resolve: (

@@ -47,7 +47,7 @@ export const startEmbeddedPostgres = (
     const clusterDir = Path.join(options.dataDir, "postgres")
     const runAs = yield* systemUserForPostgres
     yield* prepareFolder(options.dataDir, clusterDir, runAs)
-    yield* refuseIfRunning(clusterDir)
+    yield* failIfDataDirInUse(clusterDir)
     if (!Fs.existsSync(Path.join(clusterDir, "PG_VERSION"))) {
       yield* initCluster(options, clusterDir, runAs)
     }
@@ -106,7 +106,7 @@ const prepareFolder = (dataDir: string, clusterDir: string, runAs: RunAs | undef
   })
 
 /** Fails when a live PostgreSQL already serves this folder (another instance). */
-const refuseIfRunning = (clusterDir: string) =>
+const failIfDataDirInUse = (clusterDir: string) =>
   Effect.suspend(() => {
     const pidFile = Path.join(clusterDir, "postmaster.pid")
     if (!Fs.existsSync(pidFile)) return Effect.void

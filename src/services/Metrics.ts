@@ -1,7 +1,7 @@
 /**
  * Reads the metrics of docs/metrics.md for a set of properties and a range
  * of days in each property's time zone. Counts and breakdowns come from the
- * daily rollups; exact range values that cannot be summed from days (unique
+ * daily rollups. Exact range values that cannot be summed from days (unique
  * visitors, percentiles, medians) come from `daily_visitors` and raw rows.
  */
 import { Context, Effect, Layer } from "effect"

@@ -3,8 +3,8 @@
  * transaction, and records each in `schema_migrations` so it runs once.
  *
  * Migrations run as the database owner over node-postgres, because a file
- * holds many statements and only the simple query protocol accepts that;
- * the service's own queries go through `@effect/sql-pg` as the application
+ * contains many statements and only the simple query protocol accepts that.
+ * The service's own queries go through `@effect/sql-pg` as the application
  * role. An advisory lock serialises concurrent starts.
  */
 import { Data, Effect, Redacted } from "effect"

@@ -106,7 +106,7 @@ const endSessions = (sql: SqlClient, rows: ReadonlyArray<{ readonly id: string; 
 
 /**
  * Inserts events whose client event id was not received in the last 24
- * hours; the receipt table makes a retried beacon a no-op even after a
+ * hours. The receipt table makes a retried beacon a no-op even after a
  * restart. Events without a client id are always inserted.
  */
 const insertEvents = (sql: SqlClient, tenantId: string, rows: ReadonlyArray<EventRow>) =>

@@ -53,9 +53,9 @@ export class IngestPipeline extends Context.Service<IngestPipeline, IngestPipeli
             accepted += events.length
             duplicates += step.duplicates
           }
-          // An actor has applied events that were not written; dropping it
-          // makes its next message start from what the database holds, so a
-          // retry of these events is stored instead of taken for a duplicate.
+          // An actor has applied events that were not written. Dropping it
+          // makes its next message start from what the database contains, so
+          // a retry of these events is stored instead of taken for a duplicate.
           yield* writer.submit({ tenantId: request.tenantId, writes, rejections: request.rejections }).pipe(
             Effect.tapError(() => actors.evict(keys))
           )

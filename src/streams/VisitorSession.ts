@@ -7,9 +7,9 @@
  *
  * Session rules:
  * - a session ends after 30 minutes without events (server receive time);
- * - a page view that arrives with external attribution (a search engine,
- *   social network, referral, email or campaign) different from the
- *   session's starts a new session; internal and direct page views never do;
+ * - a page view with external attribution (a search engine, social network,
+ *   referral, email or campaign) that differs from the session's starts a
+ *   new session, and internal and direct page views never do;
  * - the first page view of a session is its entrance; the latest page view
  *   is its exit, and a later page view takes the flag over;
  * - a `form_submit` is a conversion, of the event and of its session.

@@ -125,7 +125,7 @@ export const isAlive = (pid: number) => {
   }
 }
 
-/** The pid of the embedded PostgreSQL serving `dataDir`, from its postmaster.pid. */
+/** Reads the pid of the embedded PostgreSQL serving `dataDir` from its postmaster.pid. */
 export const embeddedPostgresPid = (dataDir: string): number | undefined => {
   const file = Path.join(dataDir, "postgres", "postmaster.pid")
   if (!Fs.existsSync(file)) return undefined

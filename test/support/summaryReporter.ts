@@ -10,7 +10,7 @@ export default class SummaryReporter implements Reporter {
     let failed = 0
     let skipped = 0
     for (const module of testModules) {
-      // A failed hook skips the tests after it; count those as failed, so
+      // A failed hook skips the tests after it. Those count as failed, so
       // that the line cannot read as a clean run when the run failed.
       const moduleFailed = module.state() === "failed"
       for (const test of module.children.allTests()) {
