@@ -15,6 +15,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
 import pg from "pg"
 import { loadCorpus, VisitorStream } from "./lib/corpus.ts"
 import { runLoad } from "./lib/load.ts"
@@ -53,6 +54,9 @@ PostgreSQL in a temporary folder, and a bare node:http floor server, over
 
   --quick   3 s runs instead of 10 s; prints the figures and leaves
             docs/benchmarks.md unchanged
+  --cpu-prof DIR
+            runs the service under \`node --cpu-prof\` and writes its
+            CPU profile into DIR when it stops
   --help    show this text`
 
 const TESTDATA_DIR = new URL("../../shared/testdata/", import.meta.url)
@@ -137,18 +141,23 @@ interface Bench {
 }
 
 const main = async () => {
-  const args = process.argv.slice(2)
-  if (args.includes("--help")) {
-    process.stdout.write(`${USAGE}\n`)
-    return
-  }
-  const unknown = args.filter((arg) => arg !== "--quick")
-  if (unknown.length > 0) {
-    process.stderr.write(`unknown argument ${unknown.join(" ")}\n\n${USAGE}\n`)
+  let options
+  try {
+    options = parseArgs({
+      options: { quick: { type: "boolean" }, "cpu-prof": { type: "string" }, help: { type: "boolean" } },
+      strict: true
+    }).values
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`)
     process.exitCode = 1
     return
   }
-  const quick = args.includes("--quick")
+  if (options.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
+  const quick = options.quick === true
+  const profileDir = options["cpu-prof"]
   const plan = quick ? QUICK_PLAN : FULL_PLAN
   const startedAt = new Date()
   const started = performance.now()
@@ -185,7 +194,8 @@ const main = async () => {
         CORS_ALLOWED_ORIGINS: SITE_ORIGIN,
         TRUST_PROXY: "fly",
         LOG_LEVEL: "info"
-      }
+      },
+      ...(profileDir === undefined ? {} : { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${Path.resolve(profileDir)}`] })
     })
     cleanup.service = service
     const floor = await startFloorServer()

@@ -22,6 +22,8 @@ export interface ServiceOptions {
   /** Variables besides PATH, HOME, HOST, PORT, DATA_DIR and EMBEDDED_PG_PORT, which this module sets. */
   readonly env: Readonly<Record<string, string>>
   readonly startTimeoutMs: number
+  /** Extra Node.js flags for the service, such as `--cpu-prof`. */
+  readonly nodeArgs?: ReadonlyArray<string>
 }
 
 export interface ServiceLog {
@@ -57,7 +59,7 @@ export const startService = async (options: ServiceOptions): Promise<RunningServ
     DATA_DIR: options.dataDir,
     EMBEDDED_PG_PORT: String(postgresPort)
   }
-  const child = spawn(process.execPath, [MAIN], { env, stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), MAIN], { env, stdio: ["ignore", "pipe", "pipe"] })
   if (child.pid === undefined) throw new Error(`could not start ${MAIN}`)
   const pid = child.pid
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

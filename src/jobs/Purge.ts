@@ -174,6 +174,12 @@ const boundBatch = (sql: SqlClient) =>
   sql`SELECT set_config('lock_timeout', ${BATCH_LOCK_TIMEOUT}, true),
              set_config('statement_timeout', ${BATCH_STATEMENT_TIMEOUT}, true)`
 
+/**
+ * Deletes up to `batchSize` expired rows, in no particular order: every row
+ * past the cutoff goes in the end. Without an ORDER BY, the index on the
+ * time column may be a BRIN index (events, sessions), which cannot return
+ * rows in order.
+ */
 const deleteBatch = (sql: SqlClient, rule: RetentionRule, cutoff: Date | string, batchSize: number) =>
   Effect.map(
     sql<{ readonly n: number }>`
@@ -182,7 +188,6 @@ const deleteBatch = (sql: SqlClient, rule: RetentionRule, cutoff: Date | string,
         WHERE ${sql(rule.rowKey)} = ANY (ARRAY(
           SELECT ${sql(rule.rowKey)} FROM ${sql(rule.table)}
           WHERE ${sql(rule.column)} < ${cutoff}
-          ORDER BY ${sql(rule.column)}
           LIMIT ${batchSize}
         ))
         RETURNING 1

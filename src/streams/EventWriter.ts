@@ -1,10 +1,13 @@
 /**
- * Group commit for ingest. Requests submit their rows and wait; one writer
- * fiber takes everything queued (up to MAX_FLUSH_EVENTS), writes it in one
- * transaction per tenant, and then completes every waiting request. Under
- * load the rows that arrive during one flush form the next batch, so a
- * request waits at most for the flush in progress plus its own, and at low
- * load a flush starts as soon as a request arrives.
+ * Group commit for ingest. Requests submit their rows and wait. Each of
+ * WRITE_LANES writer fibers takes everything queued in its lane (up to
+ * MAX_FLUSH_EVENTS), writes it in one transaction per tenant, and then
+ * completes every waiting request. Under load the rows that arrive during
+ * one flush form the lane's next batch, so a request waits at most for the
+ * flush in progress plus its own, and at low load a flush starts as soon as
+ * a request arrives. A visitor's rows always take the same lane, and the
+ * lanes' transactions overlap: while one waits for its commit to reach the
+ * disk, another is being built and sent.
  *
  * The buffer is bounded: a submit that would take it past MAX_BUFFERED_EVENTS
  * fails at once with `BufferFull` (503 with Retry-After) instead of waiting.
@@ -12,7 +15,6 @@
  */
 import { Context, Deferred, Effect, Layer, Queue, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { TenantDb } from "../services/TenantDb.ts"
 import { type TenantBatch, writeTenantBatch } from "./EventStatements.ts"
 import type { EventRow, RejectionRow, SessionRow, VisitorRow, VisitorWrites } from "./IngestMessages.ts"
 
@@ -21,6 +23,8 @@ const MAX_FLUSH_EVENTS = 5_000
 const WRITE_TIMEOUT = "5 seconds"
 const DRAIN_TIMEOUT_MS = 20_000
 const TENANT_WRITE_CONCURRENCY = 4
+/** Batches written at the same time, each on its own connection; see `splitByLane`. */
+const WRITE_LANES: number = 2
 
 export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed", {
   reason: Schema.Literals(["buffer_full", "shutting_down", "database_unavailable"])
@@ -50,14 +54,12 @@ export class EventWriter extends Context.Service<EventWriter, EventWriterShape>(
     EventWriter,
     Effect.gen(function*() {
       const sql = yield* SqlClient
-      const tenants = yield* TenantDb
-      const queue = yield* Queue.unbounded<Pending>()
       let buffered = 0
       let accepting = true
-      let flushing = false
+      let flushesInProgress = 0
 
       const writeTenant = (tenantId: string, pendings: ReadonlyArray<Pending>) =>
-        tenants.withTenant(tenantId, writeTenantBatch(sql, mergeRequests(tenantId, pendings))).pipe(
+        writeTenantBatch(sql, mergeRequests(tenantId, pendings)).pipe(
           Effect.timeout(WRITE_TIMEOUT),
           Effect.matchCauseEffect({
             onSuccess: () => Effect.forEach(pendings, (pending) => Deferred.succeed(pending.done, undefined)),
@@ -70,42 +72,48 @@ export class EventWriter extends Context.Service<EventWriter, EventWriterShape>(
           })
         )
 
-      const flush = (pendings: ReadonlyArray<Pending>) =>
+      const flush = (lane: number, pendings: ReadonlyArray<Pending>) =>
         Effect.gen(function*() {
-          flushing = true
+          flushesInProgress++
           const byTenant = Map.groupBy(pendings, (pending) => pending.request.tenantId)
           yield* Effect.forEach(byTenant, ([tenantId, group]) => writeTenant(tenantId, group), {
             concurrency: TENANT_WRITE_CONCURRENCY,
             discard: true
           })
           buffered -= pendings.reduce((sum, pending) => sum + pending.size, 0)
-          yield* Effect.logDebug("ingest batch flushed").pipe(Effect.annotateLogs({ requests: pendings.length }))
+          yield* Effect.logDebug("ingest batch flushed").pipe(Effect.annotateLogs({ lane, requests: pendings.length }))
         }).pipe(Effect.ensuring(Effect.sync(() => {
-          flushing = false
+          flushesInProgress--
         })))
 
-      const takeBatch = Effect.gen(function*() {
-        const first = yield* Queue.take(queue)
-        const batch = [first]
-        let events = first.size
-        while (events < MAX_FLUSH_EVENTS) {
-          const next = Queue.takeUnsafe(queue)
-          if (next === undefined || next._tag === "Failure") break
-          batch.push(next.value)
-          events += next.value.size
-        }
-        return batch
-      })
+      const takeBatch = (queue: Queue.Queue<Pending>) =>
+        Effect.gen(function*() {
+          const first = yield* Queue.take(queue)
+          const batch = [first]
+          let events = first.size
+          while (events < MAX_FLUSH_EVENTS) {
+            const next = Queue.takeUnsafe(queue)
+            if (next === undefined || next._tag === "Failure") break
+            batch.push(next.value)
+            events += next.value.size
+          }
+          return batch
+        })
 
-      yield* Effect.flatMap(takeBatch, flush).pipe(Effect.forever, Effect.forkScoped)
+      const lanes: Array<Queue.Queue<Pending>> = []
+      for (let lane = 0; lane < WRITE_LANES; lane++) {
+        const queue = yield* Queue.unbounded<Pending>()
+        lanes.push(queue)
+        yield* Effect.flatMap(takeBatch(queue), (batch) => flush(lane, batch)).pipe(Effect.forever, Effect.forkScoped)
+      }
 
-      // Registered after the writer fiber, so it runs before that fiber is
+      // Registered after the writer fibers, so it runs before they are
       // interrupted: stop accepting, then wait for the buffer to drain.
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           accepting = false
           const started = Date.now()
-          while ((buffered > 0 || flushing) && Date.now() - started < DRAIN_TIMEOUT_MS) {
+          while ((buffered > 0 || flushesInProgress > 0) && Date.now() - started < DRAIN_TIMEOUT_MS) {
             yield* Effect.sleep("10 millis")
           }
           yield* Effect.logInfo("ingest writer drained").pipe(
@@ -123,18 +131,76 @@ export class EventWriter extends Context.Service<EventWriter, EventWriterShape>(
 
       const submit = (request: WriteRequest) =>
         Effect.gen(function*() {
-          const size = request.writes.reduce((sum, writes) => sum + writes.events.length, 0) +
-            request.rejections.length
+          const parts = splitByLane(request)
+          const size = parts.reduce((sum, part) => sum + part.size, 0)
           yield* ensureCapacity(size)
           buffered += size
-          const done = yield* Deferred.make<void, WriteFailed>()
-          Queue.offerUnsafe(queue, { request, size, done })
-          return yield* Deferred.await(done)
+          const waits: Array<Deferred.Deferred<void, WriteFailed>> = []
+          for (const part of parts) {
+            const done = yield* Deferred.make<void, WriteFailed>()
+            waits.push(done)
+            Queue.offerUnsafe(lanes[part.lane] ?? lanes[0]!, { request: part.request, size: part.size, done })
+          }
+          // Every part is settled before the answer, so that a failed part
+          // never leaves another one still writing behind a 503.
+          const outcomes = yield* Effect.forEach(waits, (done) => Effect.exit(Deferred.await(done)))
+          for (const outcome of outcomes) {
+            if (outcome._tag === "Failure") return yield* outcome
+          }
         })
 
       return EventWriter.of({ submit, ensureCapacity })
     }).pipe(Effect.annotateLogs("service", "event-writer"))
   )
+}
+
+interface LanePart {
+  readonly lane: number
+  readonly request: WriteRequest
+  readonly size: number
+}
+
+/**
+ * Splits a request by write lane. A visitor's rows always go to the same
+ * lane, and a lane writes its batches one after another, so one visitor's
+ * writes commit in the order its actor produced them while the lanes'
+ * transactions overlap. The rejections go with the first part.
+ */
+const splitByLane = (request: WriteRequest): ReadonlyArray<LanePart> => {
+  const byLane = new Map<number, Array<VisitorWrites>>()
+  for (const writes of request.writes) {
+    const lane = laneOf(writes.visitor)
+    const list = byLane.get(lane)
+    if (list === undefined) byLane.set(lane, [writes])
+    else list.push(writes)
+  }
+  if (byLane.size === 0) {
+    return [{ lane: 0, request, size: request.rejections.length }]
+  }
+  let rejections = request.rejections
+  const parts: Array<LanePart> = []
+  for (const [lane, writes] of byLane) {
+    parts.push({
+      lane,
+      request: { tenantId: request.tenantId, writes, rejections },
+      size: writes.reduce((sum, item) => sum + item.events.length, 0) + rejections.length
+    })
+    rejections = []
+  }
+  return parts
+}
+
+/** A visitor's lane: a small string hash (FNV-1a) of its property and anonId. */
+const laneOf = (visitor: VisitorRow): number => {
+  if (WRITE_LANES === 1) return 0
+  let hash = 0x811c9dc5
+  for (const text of [visitor.propertyId, visitor.anonId]) {
+    for (let index = 0; index < text.length; index++) {
+      hash ^= text.charCodeAt(index)
+      hash = Math.imul(hash, 0x01000193)
+    }
+  }
+  return (hash >>> 0) % WRITE_LANES
 }
 
 /** Merges the requests of one tenant into one batch, keeping each row once. */
