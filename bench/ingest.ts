@@ -46,14 +46,18 @@ import {
 import { postgresPid, type RunningService, startService, superuserPassword } from "./lib/service.ts"
 import { formatNumber, percentile } from "./lib/stats.ts"
 
-const USAGE = `Usage: npx node bench/ingest.ts [--quick]
+const USAGE = `Usage: npx node bench/ingest.ts [--quick] [--json FILE] [--cpu-prof DIR]
 
 Loads POST /v1/events of a service that this script starts on an embedded
 PostgreSQL in a temporary folder, and a bare node:http floor server, over
 127.0.0.1 only.
 
-  --quick   3 s runs instead of 10 s; prints the figures and leaves
-            docs/benchmarks.md unchanged
+  --quick   one 3 s run per target and variant at 64 connections, no
+            probe; prints the figures and leaves docs/benchmarks.md
+            unchanged
+  --json FILE
+            also writes the ratios to the floor to FILE, for
+            bench/quick.ts
   --cpu-prof DIR
             runs the service under \`node --cpu-prof\` and writes its
             CPU profile into DIR when it stops
@@ -78,7 +82,6 @@ const CONNECTION_CHOICES = [32, 64] as const
 const MIN_GAIN_FOR_MORE_CONNECTIONS = 1.1
 const REQUEST_TIMEOUT_MS = 30_000
 const SERVICE_START_TIMEOUT_MS = 120_000
-const MEASURED_RUNS = 3
 
 const VARIANTS: ReadonlyArray<Variant> = [
   { label: "1 event/request", batchSize: 1 },
@@ -96,6 +99,10 @@ interface Plan {
   readonly maxRepeats: number
   /** The whole script stops with exit code 2 when it runs longer than this. */
   readonly hardLimitMs: number
+  /** Measured runs per target and variant. */
+  readonly runs: number
+  /** Whether to probe 32 against 64 connections; without the probe the runs use 64. */
+  readonly probe: boolean
 }
 
 const FULL_PLAN: Plan = {
@@ -105,18 +112,21 @@ const FULL_PLAN: Plan = {
   runMs: 10_000,
   quietBudgetMs: 30_000,
   maxRepeats: 6,
-  hardLimitMs: 300_000
+  hardLimitMs: 300_000,
+  runs: 3,
+  probe: true
 }
 const QUICK_PLAN: Plan = {
   warmupMs: 2_000,
-  probeMs: 2_000,
+  probeMs: 0,
   variantWarmupMs: 1_000,
   runMs: 3_000,
-  quietBudgetMs: 15_000,
-  maxRepeats: 3,
-  hardLimitMs: 180_000
+  quietBudgetMs: 10_000,
+  maxRepeats: 1,
+  hardLimitMs: 120_000,
+  runs: 1,
+  probe: false
 }
-
 /** Other processes' CPU, in cores, below which the machine counts as quiet enough to measure. */
 const QUIET_CORES = 0.2
 const QUIET_SAMPLE_MS = 500
@@ -144,7 +154,12 @@ const main = async () => {
   let options
   try {
     options = parseArgs({
-      options: { quick: { type: "boolean" }, "cpu-prof": { type: "string" }, help: { type: "boolean" } },
+      options: {
+        quick: { type: "boolean" },
+        json: { type: "string" },
+        "cpu-prof": { type: "string" },
+        help: { type: "boolean" }
+      },
       strict: true
     }).values
   } catch (error) {
@@ -231,16 +246,20 @@ const main = async () => {
     phases.push(await measure(bench, "ingest", single, CONNECTION_CHOICES[0], plan.warmupMs, "warm-up", "warm-up"))
     phases.push(await measure(bench, "floor", single, CONNECTION_CHOICES[0], plan.variantWarmupMs, "warm-up", "warm-up"))
     const probes: Array<RunFigures> = []
-    for (const connections of CONNECTION_CHOICES) {
-      probes.push(await measureUncontended(bench, phases, "ingest", single, connections, plan.probeMs, "probe"))
+    if (plan.probe) {
+      for (const connections of CONNECTION_CHOICES) {
+        probes.push(await measureUncontended(bench, phases, "ingest", single, connections, plan.probeMs, "probe"))
+      }
     }
-    const choice = chooseConnections(probes)
+    const choice = plan.probe
+      ? chooseConnections(probes)
+      : { connections: CONNECTION_CHOICES[1], reason: `Quick mode: no probe; the runs use ${CONNECTION_CHOICES[1]} connections.` }
     say(choice.reason)
 
     for (const variant of VARIANTS) {
       phases.push(await measure(bench, "ingest", variant, choice.connections, plan.variantWarmupMs, "warm-up", "warm-up"))
       phases.push(await measure(bench, "floor", variant, choice.connections, plan.variantWarmupMs, "warm-up", "warm-up"))
-      for (let run = 1; run <= MEASURED_RUNS; run++) {
+      for (let run = 1; run <= plan.runs; run++) {
         for (const target of ["ingest", "floor"] as const) {
           await measureUncontended(bench, phases, target, variant, choice.connections, plan.runMs, "run", run)
         }
@@ -278,6 +297,13 @@ const main = async () => {
       serviceProblems: { count: log.problemCount, lines: log.problems }
     }
     printSummary(record)
+    if (options.json !== undefined) {
+      const ratios = Object.fromEntries(VARIANTS.map((variant) => [
+        `events_vs_floor_${variant.batchSize}_per_request`,
+        { value: floorRatio(record, variant), better: "higher" }
+      ]))
+      Fs.writeFileSync(options.json, `${JSON.stringify({ name: "ingest", ratios }, null, 2)}\n`)
+    }
     if (quick) {
       say("quick mode: docs/benchmarks.md left unchanged")
     } else {

@@ -122,16 +122,25 @@ const FLOOR_START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 10_000
 
 /** Starts the bare `node:http` floor server in a child process and waits for its port. */
-export const startFloorServer = (): Promise<FloorServer> =>
+export const startFloorServer = (): Promise<FloorServer> => startPortPrinter(FLOOR_SCRIPT, {})
+
+/**
+ * Starts a server script in a child process and waits for the `{"port": N}`
+ * line it prints once it listens.
+ */
+export const startPortPrinter = (script: string, env: Readonly<Record<string, string>>): Promise<FloorServer> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FLOOR_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn(process.execPath, [script], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env }
+    })
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
-      reject(new Error(`the floor server did not print its port within ${FLOOR_START_TIMEOUT_MS} ms`))
+      reject(new Error(`${script} did not print its port within ${FLOOR_START_TIMEOUT_MS} ms`))
     }, FLOOR_START_TIMEOUT_MS)
     child.once("exit", (code, signal) => {
       clearTimeout(timer)
-      reject(new Error(`the floor server exited before it listened (code ${code}, signal ${signal})`))
+      reject(new Error(`${script} exited before it listened (code ${code}, signal ${signal})`))
     })
     child.stdout?.setEncoding("utf8")
     child.stdout?.once("data", (chunk: string) => {
@@ -139,7 +148,7 @@ export const startFloorServer = (): Promise<FloorServer> =>
       const port = Number(/"port":(\d+)/.exec(chunk)?.[1])
       if (child.pid === undefined || !Number.isInteger(port) || port <= 0) {
         child.kill("SIGKILL")
-        reject(new Error(`the floor server printed no port: ${JSON.stringify(chunk.slice(0, 200))}`))
+        reject(new Error(`${script} printed no port: ${JSON.stringify(chunk.slice(0, 200))}`))
         return
       }
       resolve({ child, pid: child.pid, port, stop: () => stopChild(child) })
