@@ -142,6 +142,7 @@ const main = async () => {
     const generator = new RowGenerator(tenantId, propertyId)
     const meter = new CpuMeter(cluster.pid)
     const results: Array<Measured> = []
+    let hotUpdates: ReadonlyArray<{ table: string; updates: number; hot: number }> = []
     try {
       say(`warm-up: ${formatNumber(plan.warmupEvents)} events through the writer, then by COPY`)
       await runWriter(runtime, generator.next(plan.warmupEvents), meter)
@@ -155,6 +156,12 @@ const main = async () => {
           results.push(result)
         }
       }
+      const updates = await owner.query<{ relname: string; upd: string; hot: string }>(
+        `SELECT relname, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot FROM pg_stat_user_tables
+         WHERE relname IN ('sessions', 'visitors', 'events', 'event_receipts') ORDER BY relname`
+      )
+      hotUpdates = updates.rows.map((row) => ({ table: row.relname, updates: Number(row.upd), hot: Number(row.hot) }))
+      say(`updates (heap-only of all): ${hotUpdates.map((row) => `${row.table} ${formatNumber(row.hot)} of ${formatNumber(row.updates)}`).join(", ")}`)
       const stored = await owner.query<{ n: string }>("SELECT count(*) AS n FROM events")
       const expected = generator.generatedEvents
       if (Number(stored.rows[0]?.n) !== expected) {
@@ -176,7 +183,7 @@ const main = async () => {
       }, null, 2)}\n`)
     }
     if (!quick) {
-      writeSection(DOCS_FILE, "writer", render(results, plan, versions.rows[0]?.version ?? "unknown", (performance.now() - began) / 1000))
+      writeSection(DOCS_FILE, "writer", render(results, plan, versions.rows[0]?.version ?? "unknown", (performance.now() - began) / 1000, hotUpdates))
       say(`wrote the writer section of ${DOCS_FILE}`)
     }
   } finally {
@@ -398,7 +405,13 @@ class CpuMeter {
   }
 }
 
-const render = (results: ReadonlyArray<Measured>, plan: Plan, postgresVersion: string, wallSeconds: number): string => {
+const render = (
+  results: ReadonlyArray<Measured>,
+  plan: Plan,
+  postgresVersion: string,
+  wallSeconds: number,
+  hotUpdates: ReadonlyArray<{ table: string; updates: number; hot: number }>
+): string => {
   const machine = machineFacts()
   const of = (target: Measured["target"]) => results.filter((result) => result.target === target)
   const cell = (target: Measured["target"], figure: (result: Measured) => number, digits = 0) => {
@@ -439,6 +452,12 @@ ${rows.map(([title, figure, digits]) => `| ${title} | ${cell("writer", figure, d
 | writer ÷ COPY, events/s | ${ratio.toFixed(2)} | |
 
 Target: at least 0.7.
+
+Row updates over the whole run, from \`pg_stat_user_tables\`; a heap-only (HOT) update writes no index entry:
+
+| table | updates | of which heap-only |
+| --- | --- | --- |
+${hotUpdates.map((row) => `| \`${row.table}\` | ${formatNumber(row.updates)} | ${formatNumber(row.hot)} |`).join("\n")}
 `
 }
 
