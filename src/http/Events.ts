@@ -38,9 +38,16 @@ export const postEvents = Effect.gen(function*() {
   const config = yield* AppConfig
   const enrichment = yield* Enrichment
   const ip = clientAddress(request, config)
+  const facts = {
+    ip,
+    userAgent: request.headers["user-agent"],
+    clientHints: request.headers,
+    receivedAt,
+    propertyDomains: key.propertyDomains
+  }
   const limiter = yield* RateLimiter
   const allowance = yield* limiter.take(
-    `events:${propertyId}:${ip === undefined ? "none" : enrichment.hash(ip)}`,
+    `events:${propertyId}:${ip === undefined ? "none" : enrichment.ipHash(facts)}`,
     config.ingestRateLimitPerMinute,
     60_000
   )
@@ -71,13 +78,6 @@ export const postEvents = Effect.gen(function*() {
     })
   })
 
-  const facts = {
-    ip,
-    userAgent: request.headers["user-agent"],
-    clientHints: request.headers,
-    receivedAt,
-    propertyDomains: key.propertyDomains
-  }
   const visitors = new Map<string, Array<EnrichedEvent>>()
   for (const event of accepted) {
     const group = visitors.get(event.anonId) ?? []

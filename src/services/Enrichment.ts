@@ -14,7 +14,7 @@ import { AppConfig } from "./AppConfig.ts"
 import { Database } from "./Database.ts"
 import { DEFAULT_COUNTRY_DATABASE_PATH, openCountryDatabase } from "./GeoCountry.ts"
 import { classifyTrafficSource } from "./TrafficSource.ts"
-import { type ClientHints, classifyUserAgent } from "./UserAgentClassifier.ts"
+import { type ClientHints, classifyUserAgent, type DeviceType } from "./UserAgentClassifier.ts"
 
 /** A client clock further than this from the receive time is recorded as skewed. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -49,6 +49,16 @@ export interface EnrichmentShape {
   readonly enrich: (event: IncomingEvent, request: RequestFacts) => EnrichedEvent
   /** The keyed hash of an IP address or user agent, hex-encoded. */
   readonly hash: (value: string) => string
+  /** The keyed hash of the request's address, "" without one; worked out once per request. */
+  readonly ipHash: (request: RequestFacts) => string
+}
+
+/** What a request gives every one of its events. */
+interface RequestDerived {
+  readonly ipHash: string
+  readonly uaHash: string
+  readonly countryCode: string | null
+  readonly deviceType: DeviceType
 }
 
 export class Enrichment extends Context.Service<Enrichment, EnrichmentShape>()("porchlight/services/Enrichment") {
@@ -67,18 +77,29 @@ export class Enrichment extends Context.Service<Enrichment, EnrichmentShape>()("
         Effect.annotateLogs({ service: "enrichment", bundled: Option.isNone(config.geoipCountryDb) })
       )
       const hash = (value: string) => createHmac("sha256", pepper).update(value).digest("hex")
-      const enrich = (event: IncomingEvent, request: RequestFacts) =>
-        enrichEvent(event, request, { hash, lookupCountry })
-      return Enrichment.of({ enrich, hash })
+      // The request's own facts (hashes, country, device) are the same for
+      // every event of a batch: work them out once per request.
+      const derived = new WeakMap<RequestFacts, RequestDerived>()
+      const derive = (request: RequestFacts): RequestDerived => {
+        const known = derived.get(request)
+        if (known !== undefined) return known
+        const fresh: RequestDerived = {
+          ipHash: request.ip === undefined ? "" : hash(request.ip),
+          uaHash: hash(request.userAgent ?? ""),
+          countryCode: request.ip === undefined ? null : lookupCountry(request.ip),
+          deviceType: classifyUserAgent(request.userAgent, request.clientHints).deviceType
+        }
+        derived.set(request, fresh)
+        return fresh
+      }
+      const enrich = (event: IncomingEvent, request: RequestFacts) => enrichEvent(event, request, derive(request))
+      const ipHash = (request: RequestFacts) => derive(request).ipHash
+      return Enrichment.of({ enrich, hash, ipHash })
     })
   )
 }
 
-const enrichEvent = (
-  event: IncomingEvent,
-  request: RequestFacts,
-  tools: { readonly hash: (value: string) => string; readonly lookupCountry: (ip: string) => string | null }
-): EnrichedEvent => {
+const enrichEvent = (event: IncomingEvent, request: RequestFacts, derived: RequestDerived): EnrichedEvent => {
   const page = splitUrl(event.path)
   const referrer = event.referrer === undefined || event.referrer.trim() === "" ? null : event.referrer.trim()
   const utm = { ...utmFromQuery(page.query), ...definedOnly(event.utm ?? {}) }
@@ -88,7 +109,6 @@ const enrichEvent = (
     utm,
     ownDomains: request.propertyDomains
   })
-  const device = classifyUserAgent(request.userAgent, request.clientHints)
   const skew = event.timestamp === undefined ? null : event.timestamp - request.receivedAt
   return {
     eventId: uuidv7(),
@@ -100,10 +120,10 @@ const enrichEvent = (
     receivedAt: request.receivedAt,
     clientTimestamp: event.timestamp ?? null,
     clockSkewMs: skew !== null && Math.abs(skew) > MAX_CLOCK_SKEW_MS ? skew : null,
-    ipHash: request.ip === undefined ? "" : tools.hash(request.ip),
-    uaHash: tools.hash(request.userAgent ?? ""),
-    countryCode: request.ip === undefined ? null : tools.lookupCountry(request.ip),
-    deviceType: device.deviceType,
+    ipHash: derived.ipHash,
+    uaHash: derived.uaHash,
+    countryCode: derived.countryCode,
+    deviceType: derived.deviceType,
     trafficSource: traffic.trafficSource,
     sourceName: traffic.sourceName,
     searchTerm: traffic.searchTerm,
