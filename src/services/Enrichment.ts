@@ -49,11 +49,11 @@ export interface EnrichmentShape {
   readonly enrich: (event: IncomingEvent, request: RequestFacts) => EnrichedEvent
   /** The keyed hash of an IP address or user agent, hex-encoded. */
   readonly hash: (value: string) => string
-  /** The keyed hash of the request's address, "" without one; worked out once per request. */
+  /** Returns the keyed hash of the request's address, or "" without one, computed once per request. */
   readonly ipHash: (request: RequestFacts) => string
 }
 
-/** What a request gives every one of its events. */
+/** Facts of a request that every one of its events shares. */
 interface RequestDerived {
   readonly ipHash: string
   readonly uaHash: string
