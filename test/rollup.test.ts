@@ -740,6 +740,50 @@ describe("daily_visitors row-level security", () => {
   })
 })
 
+describe("rollup tables' tenant checks", () => {
+  const ownerFailure = (text: string, values: ReadonlyArray<unknown>) =>
+    Effect.runPromise(Effect.flip(withOwnerClient(database.url, (client) => ownerQuery(client, text, values))))
+
+  it.each([
+    [
+      "daily_visitors",
+      `INSERT INTO daily_visitors (tenant_id, property_id, day, visitor_id, "returning")
+       VALUES ($1, $2, '2026-01-01', $3, false)`
+    ],
+    [
+      "daily_metric_rollups",
+      `INSERT INTO daily_metric_rollups (tenant_id, property_id, day, dimension, dimension_value)
+       VALUES ($1, $2, '2026-01-01', 'path', $3)`
+    ]
+  ])("rejects %s rows of an unknown tenant", async (_table, insert) => {
+    const site = await createSite("unknown-tenant", "UTC")
+
+    const failure = await ownerFailure(insert, [randomUUID(), site.propertyId, randomUUID()])
+
+    expect(failure.code).toBe("23503")
+  })
+
+  it("deletes a tenant's rollup rows with the tenant", async () => {
+    const site = await createSite("deleted-tenant", "UTC")
+    const visitorId = await insertVisitor(site, "2026-05-01T09:00:00Z")
+    const sessionId = await insertSession(site, visitorId, { startedAt: "2026-05-01T09:00:00Z", pageViews: 1 })
+    await insertEvent(site, visitorId, sessionId, { type: "page_view", path: "/", at: "2026-05-01T09:00:00Z", isEntrance: true })
+    await rollup((service) => service.rollupDay(site.tenantId, site.propertyId, "2026-05-01"))
+    const countRows = async () =>
+      (await owner(
+        `SELECT (SELECT count(*)::int FROM daily_visitors WHERE tenant_id = $1) AS visitors,
+                (SELECT count(*)::int FROM daily_metric_rollups WHERE tenant_id = $1) AS metrics`,
+        [site.tenantId]
+      ))[0]
+    const before = await countRows()
+
+    await owner("DELETE FROM tenants WHERE id = $1", [site.tenantId])
+
+    expect(before).toEqual({ visitors: 1, metrics: 5 })
+    expect(await countRows()).toEqual({ visitors: 0, metrics: 0 })
+  })
+})
+
 describe("rollup of generated traffic", () => {
   // Four days that include 2026-03-29, when Europe/Paris moves to summer time.
   const DAYS = ["2026-03-28", "2026-03-29", "2026-03-30", "2026-03-31"]

@@ -20,6 +20,7 @@ import { Cause, Context, Data, Effect, Layer } from "effect"
 import { BeginTransaction, SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { TenantDb } from "../services/TenantDb.ts"
+import { type DayKey, makeDayStatements } from "./RollupStatements.ts"
 
 /** Maximum number of days that `rollupRange` accepts: a little over the 24 months that rollups are kept. */
 export const MAX_RANGE_DAYS = 800
@@ -156,20 +157,6 @@ const isConcurrentRollup = (error: RollupError | SqlError) =>
   (error.reason._tag === "SerializationError" || error.reason._tag === "UniqueViolation" ||
     error.reason._tag === "DeadlockError")
 
-/** Start and end of the day as timestamptz text, computed by PostgreSQL from the property's time zone. */
-interface DayBounds {
-  readonly dayStart: string
-  readonly dayEnd: string
-  readonly hours: number
-}
-
-/** The ids every statement of a day's rollup filters on. */
-interface DayKey {
-  readonly tenantId: string
-  readonly propertyId: string
-  readonly day: string
-}
-
 export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/jobs/Rollup") {
   static readonly layer = Layer.effect(
     Rollup,
@@ -177,240 +164,19 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
       const sql = yield* SqlClient
       const tenants = yield* TenantDb
 
-      // Local midnight of the day and of the next day, so that a day across
-      // a daylight saving change lasts 23 or 25 hours. A local midnight that
-      // the zone skips is read with the offset in force before the change.
+      const statements = makeDayStatements(sql)
+
       const readBounds = (key: DayKey) =>
-        Effect.gen(function*() {
-          const rows = yield* sql<DayBounds>`
-            SELECT b.day_start::text AS "dayStart", b.day_end::text AS "dayEnd",
-                   (extract(epoch FROM b.day_end - b.day_start) / 3600)::float8 AS hours
-            FROM properties p,
-                 LATERAL (SELECT ${key.day}::date::timestamp AT TIME ZONE p.timezone AS day_start,
-                                 (${key.day}::date + 1)::timestamp AT TIME ZONE p.timezone AS day_end) AS b
-            WHERE p.id = ${key.propertyId}`
-          const bounds = rows[0]
-          if (bounds === undefined) {
-            return yield* Effect.fail(
+        Effect.flatMap(statements.readBounds(key), (bounds) =>
+          bounds === undefined
+            ? Effect.fail(
               new RollupPropertyNotFound({
                 message: `property ${key.propertyId} not found in tenant ${key.tenantId}`,
                 tenantId: key.tenantId,
                 propertyId: key.propertyId
               })
             )
-          }
-          return bounds
-        })
-
-      const deleteDay = (key: DayKey) =>
-        Effect.all([
-          sql`DELETE FROM daily_metric_rollups
-              WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId} AND day = ${key.day}::date`,
-          sql`DELETE FROM daily_ingest_rollups
-              WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId} AND day = ${key.day}::date`,
-          sql`DELETE FROM daily_visitors
-              WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId} AND day = ${key.day}::date`
-        ], { discard: true })
-
-      /** Filters the property's events received during the day, bots included, as `e`. */
-      const dayEvents = (key: DayKey, bounds: DayBounds) =>
-        sql`e.tenant_id = ${key.tenantId} AND e.property_id = ${key.propertyId}
-            AND e."timestamp" >= ${bounds.dayStart}::timestamptz AND e."timestamp" < ${bounds.dayEnd}::timestamptz`
-
-      /** Filters the sessions that count, as `s`: started during the day, not a bot's, with a page view. */
-      const daySessions = (key: DayKey, bounds: DayBounds) =>
-        sql`s.tenant_id = ${key.tenantId} AND s.property_id = ${key.propertyId}
-            AND s.started_at >= ${bounds.dayStart}::timestamptz AND s.started_at < ${bounds.dayEnd}::timestamptz
-            AND s.device_type <> 'bot' AND s.page_views > 0`
-
-      const insertVisitors = (key: DayKey, bounds: DayBounds) =>
-        sql`
-          INSERT INTO daily_visitors (tenant_id, property_id, day, visitor_id, "returning")
-          SELECT v.tenant_id, ${key.propertyId}, ${key.day}::date, v.id, v.first_seen_at < ${bounds.dayStart}::timestamptz
-          FROM (SELECT DISTINCT e.visitor_id FROM events e WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot') AS d
-          JOIN visitors v ON v.tenant_id = ${key.tenantId} AND v.id = d.visitor_id`
-
-      // `visitors` is counted from the events, independently of the
-      // daily_visitors rows, so that the invariant comparing them can fail.
-      // Aggregates without GROUP BY return one row even for an empty day.
-      const insertTotal = (key: DayKey, bounds: DayBounds) =>
-        sql`
-          WITH counted_events AS (
-            SELECT count(*) AS events,
-                   count(*) FILTER (WHERE e.device_type = 'bot') AS bot_events,
-                   count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'form_start') AS form_starts,
-                   count(*) FILTER (WHERE e.device_type <> 'bot' AND e.event_type = 'form_submit') AS form_submits,
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY
-                     CASE WHEN e.device_type <> 'bot' AND jsonb_typeof(e.props -> 'ttfbMs') = 'number'
-                          THEN (e.props -> 'ttfbMs')::float8 END) AS ttfb_p95_ms
-            FROM events e
-            WHERE ${dayEvents(key, bounds)}
-          ),
-          -- The path rows, written just before, hold every page view of the
-          -- day once, so their sums are the day's; this saves a second join
-          -- of the day's events with their sessions.
-          counted_page_views AS (
-            SELECT COALESCE(sum(p.page_views), 0) AS page_views, COALESCE(sum(p.entrances), 0) AS entrances,
-                   COALESCE(sum(p.converting_entrances), 0) AS converting_entrances
-            FROM daily_metric_rollups p
-            WHERE p.tenant_id = ${key.tenantId} AND p.property_id = ${key.propertyId} AND p.day = ${key.day}::date
-              AND p.dimension = 'path'
-          ),
-          counted_visitors AS (
-            SELECT count(*) AS visitors
-            FROM (SELECT DISTINCT e.visitor_id FROM events e WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot') AS d
-          ),
-          counted_sessions AS (
-            SELECT count(*) AS sessions,
-                   count(*) FILTER (WHERE s.is_conversion) AS conversions,
-                   count(*) FILTER (WHERE s.traffic_source = 'referral') AS referral_sessions,
-                   count(*) FILTER (WHERE s.traffic_source = 'referral' AND s.is_conversion) AS referral_conversions
-            FROM sessions s
-            WHERE ${daySessions(key, bounds)}
-          ),
-          -- Each new lead's visitor is the one of its earliest form_submit
-          -- identity, which is the visitor that sent the first capture. A
-          -- visitor first seen after that capture gives no value.
-          new_leads AS (
-            SELECT count(*) AS new_leads,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY first_capture.seconds) AS time_to_first_capture_median_s
-            FROM leads l
-            LEFT JOIN LATERAL (
-              SELECT i.visitor_id FROM lead_identities i
-              WHERE i.tenant_id = l.tenant_id AND i.lead_id = l.id AND i.link_source = 'form_submit'
-              ORDER BY i.created_at, i.id
-              LIMIT 1
-            ) AS first_identity ON true
-            LEFT JOIN visitors v ON v.tenant_id = l.tenant_id AND v.id = first_identity.visitor_id
-            CROSS JOIN LATERAL (
-              SELECT CASE WHEN v.first_seen_at <= l.first_captured_at
-                          THEN extract(epoch FROM l.first_captured_at - v.first_seen_at)::float8 END AS seconds
-            ) AS first_capture
-            WHERE l.tenant_id = ${key.tenantId} AND l.property_id = ${key.propertyId}
-              AND l.first_captured_at >= ${bounds.dayStart}::timestamptz
-              AND l.first_captured_at < ${bounds.dayEnd}::timestamptz
-          ),
-          returning_visitors AS (
-            SELECT count(*) AS returning_visitors
-            FROM daily_visitors d
-            WHERE d.tenant_id = ${key.tenantId} AND d.property_id = ${key.propertyId}
-              AND d.day = ${key.day}::date AND d."returning"
-          )
-          INSERT INTO daily_metric_rollups (
-            tenant_id, property_id, day, dimension, dimension_value, visitors, returning_visitors, sessions,
-            page_views, entrances, converting_entrances, conversions, form_starts, form_submits, new_leads,
-            bot_events, events, ttfb_p95_ms, time_to_first_capture_median_s, metrics)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, 'total', '', v.visitors, r.returning_visitors,
-                 s.sessions, p.page_views, p.entrances, p.converting_entrances, s.conversions, e.form_starts,
-                 e.form_submits, l.new_leads, e.bot_events, e.events, e.ttfb_p95_ms,
-                 l.time_to_first_capture_median_s,
-                 jsonb_build_object('referral_sessions', s.referral_sessions,
-                                    'referral_conversions', s.referral_conversions)
-          FROM counted_events e, counted_page_views p, counted_visitors v, counted_sessions s, new_leads l,
-               returning_visitors r`
-
-      // Distinct visitors per row are counted in two hashed steps, per
-      // (row, visitor) and then per row, because count(DISTINCT) sorts its
-      // whole input and took most of the time of these statements. Only
-      // entrances are joined to their session, for its conversion flag.
-      const insertPaths = (key: DayKey, bounds: DayBounds) =>
-        sql`
-          INSERT INTO daily_metric_rollups (
-            tenant_id, property_id, day, dimension, dimension_value, visitors, page_views, entrances,
-            converting_entrances)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, 'path', v.path,
-                 count(*), sum(v.page_views), sum(v.entrances), sum(v.converting_entrances)
-          FROM (
-            SELECT e.path, e.visitor_id, count(*) AS page_views,
-                   count(*) FILTER (WHERE e.is_entrance) AS entrances,
-                   count(*) FILTER (WHERE e.is_entrance AND entrance_session.is_conversion) AS converting_entrances
-            FROM events e
-            LEFT JOIN sessions entrance_session
-              ON e.is_entrance AND entrance_session.tenant_id = e.tenant_id AND entrance_session.id = e.session_id
-            WHERE ${dayEvents(key, bounds)} AND e.device_type <> 'bot' AND e.event_type = 'page_view'
-            GROUP BY e.path, e.visitor_id
-          ) AS v
-          GROUP BY v.path`
-
-      // Every counted session lands in one row of each session dimension it
-      // has a value for. Keyword rows carry no visitors (docs/metrics.md).
-      const insertSessionBreakdowns = (key: DayKey, bounds: DayBounds) =>
-        sql`
-          INSERT INTO daily_metric_rollups (
-            tenant_id, property_id, day, dimension, dimension_value, sessions, conversions, visitors)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date, v.dimension, v.value,
-                 sum(v.sessions), sum(v.conversions),
-                 CASE WHEN v.dimension = 'keyword' THEN 0 ELSE count(*) END
-          FROM (
-            SELECT d.dimension, d.value, s.visitor_id, count(*) AS sessions,
-                   count(*) FILTER (WHERE d.counts_conversions AND s.is_conversion) AS conversions
-            FROM sessions s
-            CROSS JOIN LATERAL (VALUES
-              ('source', s.traffic_source::text, true),
-              ('referrer', CASE WHEN s.traffic_source <> 'internal' THEN s.referrer_domain END, true),
-              ('keyword', NULLIF(s.utm_term, ''), true),
-              ('country', COALESCE(s.country_code::text, ''), false),
-              ('device', s.device_type::text, false)
-            ) AS d(dimension, value, counts_conversions)
-            WHERE ${daySessions(key, bounds)} AND d.value IS NOT NULL
-            GROUP BY d.dimension, d.value, s.visitor_id
-          ) AS v
-          GROUP BY v.dimension, v.value`
-
-      const insertIngest = (key: DayKey, bounds: DayBounds) =>
-        sql`
-          INSERT INTO daily_ingest_rollups (tenant_id, property_id, day, accepted, rejected, rejected_by_reason)
-          SELECT ${key.tenantId}, ${key.propertyId}, ${key.day}::date,
-                 (SELECT count(*) FROM events e WHERE ${dayEvents(key, bounds)}),
-                 COALESCE(sum(r.rejected), 0),
-                 COALESCE(jsonb_object_agg(r.reason, r.rejected), '{}')
-          FROM (
-            SELECT reason, count(*) AS rejected
-            FROM ingest_rejections
-            WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId}
-              AND received_at >= ${bounds.dayStart}::timestamptz AND received_at < ${bounds.dayEnd}::timestamptz
-            GROUP BY reason
-          ) AS r`
-
-      const readFigures = (key: DayKey, bounds: DayBounds) =>
-        Effect.map(
-          sql<Omit<InvariantFigures, "dayHours">>`
-            SELECT
-              (SELECT count(*)::int FROM daily_metric_rollups
-               WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId} AND day = ${key.day}::date
-                 AND dimension = 'total' AND dimension_value = '') AS "totalRows",
-              COALESCE(t.visitors, 0)::int AS visitors,
-              (SELECT count(*)::int FROM daily_visitors
-               WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId}
-                 AND day = ${key.day}::date) AS "dailyVisitorRows",
-              COALESCE(t.returning_visitors, 0)::int AS "returningVisitors",
-              COALESCE(t.sessions, 0)::int AS sessions,
-              (SELECT COALESCE(sum(sessions), 0)::int FROM daily_metric_rollups
-               WHERE tenant_id = ${key.tenantId} AND property_id = ${key.propertyId} AND day = ${key.day}::date
-                 AND dimension = 'source') AS "sourceSessions",
-              COALESCE(t.page_views, 0)::int AS "pageViews",
-              COALESCE(t.entrances, 0)::int AS entrances,
-              COALESCE(t.converting_entrances, 0)::int AS "convertingEntrances"
-            FROM (SELECT 1) AS one
-            LEFT JOIN daily_metric_rollups t
-              ON t.tenant_id = ${key.tenantId} AND t.property_id = ${key.propertyId} AND t.day = ${key.day}::date
-             AND t.dimension = 'total' AND t.dimension_value = ''`,
-          (rows): InvariantFigures => {
-            const row = rows[0]
-            const empty = {
-              totalRows: 0,
-              visitors: 0,
-              dailyVisitorRows: 0,
-              returningVisitors: 0,
-              sessions: 0,
-              sourceSessions: 0,
-              pageViews: 0,
-              entrances: 0,
-              convertingEntrances: 0
-            }
-            return { ...(row ?? empty), dayHours: bounds.hours }
-          }
-        )
+            : Effect.succeed(bounds))
 
       const checkInvariants = (key: DayKey, figures: InvariantFigures) =>
         Effect.gen(function*() {
@@ -437,18 +203,16 @@ export class Rollup extends Context.Service<Rollup, RollupShape>()("porchlight/j
           // test/rollup.test.ts such plans made the suite take 134 s instead
           // of 14 s, so every statement here is planned for its own values.
           yield* sql`SET LOCAL plan_cache_mode = force_custom_plan`
-          // The hash aggregates of the path and breakdown rows took about
-          // 60 MB for a day of 1,000,000 events in bench/rollup.ts. With the
-          // default 4 MB they spill to disk, and the day takes longer.
-          yield* sql`SET LOCAL work_mem = '64MB'`
+          // The events pass of a day of 334,627 events in bench/rollup.ts
+          // builds a 50 MB hash aggregate and 30 MB of materialized rows.
+          // This limit keeps days up to about four times that size in
+          // memory, and larger ones spill to disk and take longer.
+          yield* sql`SET LOCAL work_mem = '128MB'`
           const bounds = yield* readBounds(key)
-          yield* deleteDay(key)
-          yield* insertVisitors(key, bounds)
-          yield* insertPaths(key, bounds)
-          yield* insertTotal(key, bounds)
-          yield* insertSessionBreakdowns(key, bounds)
-          yield* insertIngest(key, bounds)
-          const figures = yield* readFigures(key, bounds)
+          yield* statements.deleteDay(key)
+          const sessions = yield* statements.insertSessionRows(key, bounds)
+          yield* statements.insertEventRows(key, bounds, sessions)
+          const figures = yield* statements.readFigures(key, bounds)
           yield* checkInvariants(key, figures)
           return { ...key, figures }
         })
