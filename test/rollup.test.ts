@@ -740,7 +740,7 @@ describe("daily_visitors row-level security", () => {
   })
 })
 
-describe("rollup tables' tenant checks", () => {
+describe("statement-level tenant checks", () => {
   const ownerFailure = (text: string, values: ReadonlyArray<unknown>) =>
     Effect.runPromise(Effect.flip(withOwnerClient(database.url, (client) => ownerQuery(client, text, values))))
 
@@ -754,6 +754,16 @@ describe("rollup tables' tenant checks", () => {
       "daily_metric_rollups",
       `INSERT INTO daily_metric_rollups (tenant_id, property_id, day, dimension, dimension_value)
        VALUES ($1, $2, '2026-01-01', 'path', $3)`
+    ],
+    [
+      "events",
+      `INSERT INTO events (tenant_id, property_id, visitor_id, session_id, event_type, path, "timestamp")
+       VALUES ($1, $2, $3, $3, 'page_view', '/', now())`
+    ],
+    [
+      "event_receipts",
+      `INSERT INTO event_receipts (tenant_id, property_id, client_event_id, received_at)
+       VALUES ($1, $2, $3, now())`
     ]
   ])("rejects %s rows of an unknown tenant", async (_table, insert) => {
     const site = await createSite("unknown-tenant", "UTC")
@@ -763,7 +773,7 @@ describe("rollup tables' tenant checks", () => {
     expect(failure.code).toBe("23503")
   })
 
-  it("deletes a tenant's rollup rows with the tenant", async () => {
+  it("deletes a tenant's events, receipts and rollup rows with it", async () => {
     const site = await createSite("deleted-tenant", "UTC")
     const visitorId = await insertVisitor(site, "2026-05-01T09:00:00Z")
     const sessionId = await insertSession(site, visitorId, { startedAt: "2026-05-01T09:00:00Z", pageViews: 1 })
@@ -772,15 +782,16 @@ describe("rollup tables' tenant checks", () => {
     const countRows = async () =>
       (await owner(
         `SELECT (SELECT count(*)::int FROM daily_visitors WHERE tenant_id = $1) AS visitors,
-                (SELECT count(*)::int FROM daily_metric_rollups WHERE tenant_id = $1) AS metrics`,
+                (SELECT count(*)::int FROM daily_metric_rollups WHERE tenant_id = $1) AS metrics,
+                (SELECT count(*)::int FROM events WHERE tenant_id = $1) AS events`,
         [site.tenantId]
       ))[0]
     const before = await countRows()
 
     await owner("DELETE FROM tenants WHERE id = $1", [site.tenantId])
 
-    expect(before).toEqual({ visitors: 1, metrics: 5 })
-    expect(await countRows()).toEqual({ visitors: 0, metrics: 0 })
+    expect(before).toEqual({ visitors: 1, metrics: 5, events: 1 })
+    expect(await countRows()).toEqual({ visitors: 0, metrics: 0, events: 0 })
   })
 })
 
