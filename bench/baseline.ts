@@ -5,7 +5,7 @@
  *    the service and for a straightforward Fastify + `pg` service
  *    (bench/lib/naiveServer.ts: one INSERT per event plus a session upsert,
  *    pool of 10). Each is loaded closed-loop, one event per request, at a
- *    ladder of connection counts; its figure is the best run whose p99 stays
+ *    ladder of connection counts. Its figure is the best run whose p99 stays
  *    under 50 ms, measured again for the median of three. CPU counts the
  *    server's process and PostgreSQL, which both use.
  * 2. Accept latency at half the service's highest rate in step 1, open-loop
@@ -26,6 +26,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import pg from "pg"
+import { WRITE_LANES } from "../src/streams/EventWriter.ts"
 import { loadCorpus, VisitorStream } from "./lib/corpus.ts"
 import { runLoad } from "./lib/load.ts"
 import { runOpenLoad } from "./lib/openLoad.ts"
@@ -51,8 +52,6 @@ const ADMIN_KEY = "sk_benchmarkAdminKey_0000000000000000000000000"
 const SITE_ORIGIN = "https://www.example.com"
 const P99_BOUND_MS = 50
 const REQUEST_TIMEOUT_MS = 30_000
-/** The service's write lanes (src/streams/EventWriter.ts), for the flush interval. */
-const WRITE_LANES = 2
 
 interface Plan {
   readonly ladder: ReadonlyArray<number>
@@ -265,13 +264,18 @@ const main = async () => {
 
 const say = (line: string) => console.log(`[baseline] ${line}`)
 
-const portOf = (targets: Targets, target: Target) =>
-  target === "service" ? targets.service.port : target === "naive" ? targets.naive.port : targets.floor.port
+const processOf = (targets: Targets, target: Target): { readonly pid: number; readonly port: number } => {
+  if (target === "service") return targets.service
+  if (target === "naive") return targets.naive
+  return targets.floor
+}
+
+const portOf = (targets: Targets, target: Target) => processOf(targets, target).port
 
 const ticks = clockTicksPerSecond()
 
 const cpu = (targets: Targets, target: Target) => {
-  const pid = target === "service" ? targets.service.pid : target === "naive" ? targets.naive.pid : targets.floor.pid
+  const pid = processOf(targets, target).pid
   const own = process.cpuUsage()
   return {
     at: performance.now(),
@@ -282,7 +286,7 @@ const cpu = (targets: Targets, target: Target) => {
   }
 }
 
-/** The next transaction id; only writing transactions take one. */
+/** Reads the next transaction id; only writing transactions take one. */
 const nextXid = async (owner: pg.Client): Promise<bigint> => {
   const result = await owner.query<{ xid: string }>("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid")
   return BigInt(result.rows[0]?.xid ?? "0")

@@ -4,10 +4,10 @@
  * tables and indexes.
  *
  * Both sides run on one embedded PostgreSQL 18 in a temporary folder. The
- * rows come from the ingest benchmark's traffic (bench/lib/corpus.ts): each
- * body's events are turned into enriched events (traffic source from the real
- * classifier, hashed address and user agent) and passed through the visitor
- * actors' pure step, `applyEvents`, so the writer gets what it gets in
+ * rows come from the ingest benchmark's traffic (bench/lib/corpus.ts). Each
+ * body's events become enriched events (traffic source from the real
+ * classifier, hashed address and user agent) and pass through the visitor
+ * actors' pure step, `applyEvents`. So the writer gets what it gets in
  * production: for each beacon the visitor row, the session's whole state and
  * the event. This is built before the clock starts.
  *
@@ -165,7 +165,7 @@ const main = async () => {
       const stored = await owner.query<{ n: string }>("SELECT count(*) AS n FROM events")
       const expected = generator.generatedEvents
       if (Number(stored.rows[0]?.n) !== expected) {
-        throw new Error(`events table holds ${stored.rows[0]?.n} rows, expected ${expected}`)
+        throw new Error(`rows missing: the events table holds ${stored.rows[0]?.n} rows, expected ${expected}`)
       }
     } finally {
       await runtime.dispose()
@@ -325,7 +325,7 @@ class RowGenerator {
   }
 }
 
-/** What the ingest route makes of one tracker event, without its network lookups. */
+/** Builds what the ingest route makes of one tracker event, without its network lookups. */
 const enrich = (raw: Record<string, unknown>, userAgent: string, clientIp: string, now: number): EnrichedEvent => {
   const rawPath = String(raw["path"])
   const referrer = typeof raw["referrer"] === "string" ? raw["referrer"] : null

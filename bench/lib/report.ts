@@ -5,6 +5,7 @@
  * alone.
  */
 import * as Fs from "node:fs"
+import { WRITE_LANES } from "../../src/streams/EventWriter.ts"
 import type { MachineFacts } from "./processes.ts"
 import { formatNumber, formatSummary, type Summary, summarize } from "./stats.ts"
 
@@ -398,30 +399,34 @@ const readIngest = (record: BenchmarkRecord, variant: Variant): string => {
   const others = medianOf(runs, (run) => run.cores.others)
   const requestsPerTransaction = eventsPerTransaction / variant.batchSize
 
+  const laneMs = (WRITE_LANES * 1000) / transactionsPerSecond
   const writes = `With ${variant.label}, the service accepted ${formatNumber(rate)} events/s. Its writer committed ` +
     `${formatNumber(transactionsPerSecond)} transactions a second of ${formatNumber(eventsPerTransaction, 1)} events ` +
-    "each, one after another: all events here belong to one tenant, and the writer runs one transaction per tenant " +
-    `at a time. That is ${formatNumber(1000 / transactionsPerSecond, 1)} ms per transaction, of which PostgreSQL ` +
-    `spent ${formatNumber(postgresPerTransaction, 1)} ms on CPU.`
+    `each, in ${WRITE_LANES} lanes that write at the same time, each lane one transaction after another. That is ` +
+    `${formatNumber(laneMs, 1)} ms per transaction in a lane, of which PostgreSQL spent ` +
+    `${formatNumber(postgresPerTransaction, 1)} ms on CPU.`
   const cpu = `CPU in cores: the service ${formatNumber(server, 2)} (${formatNumber(thread, 2)} on its JavaScript ` +
     `thread, which cannot use more than 1), PostgreSQL ${formatNumber(postgres, 2)}, the load generator ` +
     `${formatNumber(generator, 2)}, the whole machine ${formatNumber(machine, 2)} of ${cores}.`
-  const bound = thread >= 0.85
-    ? "The service's JavaScript thread is saturated, so this figure is bound by the CPU of the Node process."
-    : postgres >= 0.85
-    ? "PostgreSQL is near one core, the most that the one writing backend can use, so this figure is bound by " +
-      "PostgreSQL's CPU per transaction."
-    : others >= record.contendedCores
-    ? contendedText(others, cores)
-    : machine >= 0.9 * cores
-    ? `All ${cores} cores are busy, so this figure is bound by the machine's CPU, which the service, PostgreSQL ` +
-      "and the load generator share."
-    : "No CPU is saturated, so this figure is bound by the latency of the serial group commit. A request that " +
-      "arrives during a transaction waits for it and then for its own, so the median latency " +
-      `(${formatNumber(p50, 1)} ms) is about two transaction times, and the ${record.connections} connections ` +
-      `take turns in two groups of about ${formatNumber(requestsPerTransaction, 0)} requests. A transaction's time ` +
-      "is PostgreSQL's CPU, the flush of the commit to disk, and one round trip per statement through the " +
-      "service's event loop, which serves HTTP requests in between."
+  let bound: string
+  if (thread >= 0.85) {
+    bound = "The service's JavaScript thread is saturated, so this figure is bound by the CPU of the Node process."
+  } else if (machine >= 0.9 * cores) {
+    bound = `All ${cores} cores are busy, so this figure is bound by the machine's CPU, which the service, ` +
+      "PostgreSQL and the load generator share."
+  } else if (postgres >= 0.85 * WRITE_LANES) {
+    bound = `PostgreSQL is near ${WRITE_LANES} cores, one per writing lane, so this figure is bound by its CPU ` +
+      "per transaction."
+  } else if (others >= record.contendedCores) {
+    bound = contendedText(others, cores)
+  } else {
+    bound = "No CPU is saturated, so this figure is bound by the latency of the group commit. A request waits " +
+      "for its lane's transaction in progress and then for its own, so the median latency " +
+      `(${formatNumber(p50, 1)} ms) is about two transaction times of a lane, and each transaction carries about ` +
+      `${formatNumber(requestsPerTransaction, 0)} requests. A transaction's time is PostgreSQL's CPU, the flush ` +
+      "of the commit to disk, and the round trip through the service's event loop, which serves HTTP requests " +
+      "in between."
+  }
   return `${writes} ${cpu} ${bound}`
 }
 

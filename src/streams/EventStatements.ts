@@ -28,7 +28,7 @@ export interface TenantBatch {
 export const writeTenantBatch = (sql: SqlClient, batch: TenantBatch): Effect.Effect<unknown, SqlError> =>
   sql`SELECT porchlight_write_events(${batch.tenantId}::uuid, ${batchDocument(batch)}::jsonb)`
 
-/** The function's jsonb argument. Empty arrays are left out; the function skips a missing table. */
+/** Builds the function's jsonb argument. Empty arrays are left out, and the function skips a missing table. */
 export const batchDocument = (batch: TenantBatch): string => {
   const document: Record<string, ReadonlyArray<unknown>> = {}
   if (batch.visitors.length > 0) document["visitors"] = batch.visitors.map(visitorRow)

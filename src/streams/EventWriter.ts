@@ -24,7 +24,7 @@ const WRITE_TIMEOUT = "5 seconds"
 const DRAIN_TIMEOUT_MS = 20_000
 const TENANT_WRITE_CONCURRENCY = 4
 /** Batches written at the same time, each on its own connection; see `splitByLane`. */
-const WRITE_LANES: number = 2
+export const WRITE_LANES: number = 2
 
 export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed", {
   reason: Schema.Literals(["buffer_full", "shutting_down", "database_unavailable"])
@@ -190,7 +190,7 @@ const splitByLane = (request: WriteRequest): ReadonlyArray<LanePart> => {
   return parts
 }
 
-/** A visitor's lane: a small string hash (FNV-1a) of its property and anonId. */
+/** Picks a visitor's lane from a small string hash (FNV-1a) of its property and anonId. */
 const laneOf = (visitor: VisitorRow): number => {
   if (WRITE_LANES === 1) return 0
   let hash = 0x811c9dc5
