@@ -17,7 +17,9 @@
  * PostgreSQL in a temporary folder, the naive peer on that same PostgreSQL
  * (its own tables), and the load generator in this process.
  *
- * Usage: npx node bench/baseline.ts [--quick] [--json FILE]
+ * Usage: npx node bench/baseline.ts [--quick] [--json FILE] [--cpu-prof DIR]
+ *   --cpu-prof DIR  runs the service under `node --cpu-prof` and writes its
+ *                   profile into DIR when it stops; leaves the docs alone
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -101,7 +103,11 @@ interface Targets {
 }
 
 const main = async () => {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" }, json: { type: "string" } }, strict: true })
+  const { values } = parseArgs({
+    options: { quick: { type: "boolean" }, json: { type: "string" }, "cpu-prof": { type: "string" } },
+    strict: true
+  })
+  const profileDir = values["cpu-prof"]
   const quick = values.quick === true
   const plan = quick ? QUICK_PLAN : FULL_PLAN
   const began = performance.now()
@@ -123,7 +129,8 @@ const main = async () => {
         CORS_ALLOWED_ORIGINS: SITE_ORIGIN,
         TRUST_PROXY: "fly",
         LOG_LEVEL: "info"
-      }
+      },
+      ...(profileDir === undefined ? {} : { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${Path.resolve(profileDir)}`] })
     })
     started.push(service)
     const superuser = `postgres://postgres:${encodeURIComponent(superuserPassword(dataDir))}@127.0.0.1:${service.postgresPort}/postgres`
@@ -241,7 +248,7 @@ const main = async () => {
         figures
       }, null, 2)}\n`)
     }
-    if (!quick) {
+    if (!quick && profileDir === undefined) {
       const version = await owner.query<{ version: string }>("SELECT version()")
       writeSection(DOCS_FILE, "baseline", render({
         plan,
