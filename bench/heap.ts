@@ -32,7 +32,8 @@ import { startEmbeddedPostgres } from "../src/services/EmbeddedPostgres.ts"
 import { runMigrations } from "../src/services/Migrations.ts"
 import { ownerQuery, withOwnerClient } from "../src/services/OwnerClient.ts"
 import { type ChildResult, isChildResult } from "./lib/heapProbe.ts"
-import { type HeapRecord, jsonRecord, renderConsole, renderSection, writeBenchSection } from "./lib/heapReport.ts"
+import { type HeapRecord, jsonRecord, renderConsole, renderSection } from "./lib/heapReport.ts"
+import { writeSection } from "./lib/sections.ts"
 import { machineFacts, stopChild } from "./lib/processes.ts"
 import { freePort } from "./lib/service.ts"
 
@@ -84,7 +85,7 @@ const main = async () => {
   console.log(renderConsole(record))
   if (options.json !== undefined) Fs.writeFileSync(options.json, `${JSON.stringify(jsonRecord(record), null, 2)}\n`)
   // A snapshot taken between the two readings changes the second one, so such a run is not recorded.
-  if (!quick && snapshotDir === undefined) writeBenchSection(DOCS_FILE, "heap", renderSection(record))
+  if (!quick && snapshotDir === undefined) writeSection(DOCS_FILE, "heap", renderSection(record))
   clearTimeout(watchdog)
 }
 

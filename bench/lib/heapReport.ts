@@ -3,7 +3,6 @@
  * readings, the console summary, the JSON that `--quick --json` writes, and
  * the section of docs/benchmarks.md.
  */
-import * as Fs from "node:fs"
 import type { ChildResult, WorkloadFigures } from "./heapProbe.ts"
 import type { MachineFacts } from "./processes.ts"
 import { formatNumber, formatSummary, type Summary, summarize } from "./stats.ts"
@@ -218,20 +217,6 @@ const perRunText = (record: HeapRecord) =>
     const floor = bytesPerVisitor(run.floor)
     return `${formatNumber(actors)}, ${formatNumber(floor)}, ${formatNumber(actors / floor, 2)}`
   }).join("; ")
-
-/** Replaces the section between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`, or appends it. */
-export const writeBenchSection = (file: string, name: string, section: string) => {
-  const startMarker = `<!-- bench:${name}:start -->`
-  const endMarker = `<!-- bench:${name}:end -->`
-  const block = `${startMarker}\n${section.trimEnd()}\n${endMarker}`
-  const current = Fs.readFileSync(file, "utf8")
-  const start = current.indexOf(startMarker)
-  const end = current.indexOf(endMarker)
-  const next = start !== -1 && end > start
-    ? `${current.slice(0, start)}${block}${current.slice(end + endMarker.length)}`
-    : `${current.trimEnd()}\n\n${block}\n`
-  Fs.writeFileSync(file, next)
-}
 
 const medianOver = (record: HeapRecord, figure: (run: HeapRecord["runs"][number]) => number) =>
   summarize(record.runs.map(figure)).median

@@ -4,9 +4,9 @@
  * markers, so a new run replaces it and leaves other benchmarks' sections
  * alone.
  */
-import * as Fs from "node:fs"
 import { WRITE_LANES } from "../../src/streams/EventWriter.ts"
 import type { MachineFacts } from "./processes.ts"
+import { writeSection } from "./sections.ts"
 import { formatNumber, formatSummary, type Summary, summarize } from "./stats.ts"
 
 export type TargetName = "ingest" | "floor"
@@ -127,17 +127,6 @@ export interface BenchmarkRecord {
   readonly serviceProblems: { readonly count: number; readonly lines: ReadonlyArray<string> }
 }
 
-const SECTION_START = "<!-- bench:ingest:start -->"
-const SECTION_END = "<!-- bench:ingest:end -->"
-
-const FILE_HEADER = `# Benchmarks
-
-Measured figures for Porchlight, one section per benchmark. Each section
-names the command that produced it, the machine and the date. A benchmark
-script rewrites only its own section, between its \`bench:NAME:start\` and
-\`bench:NAME:end\` markers, and appends the section when it is missing.
-`
-
 /** The measured runs of one target and variant. */
 export const measuredRuns = (record: BenchmarkRecord, target: TargetName, variant: Variant) =>
   record.phases.filter((phase) => phase.kind === "run" && phase.target === target && phase.variant === variant)
@@ -151,16 +140,7 @@ export const floorRatio = (record: BenchmarkRecord, variant: Variant): number =>
   summaryOf(measuredRuns(record, "floor", variant), (run) => run.eventsPerSecond).median
 
 /** Replaces the ingest section of the docs file, or creates the file with it. */
-export const writeDocsSection = (file: string, section: string) => {
-  const block = `${SECTION_START}\n${section.trimEnd()}\n${SECTION_END}`
-  const current = Fs.existsSync(file) ? Fs.readFileSync(file, "utf8") : FILE_HEADER
-  const start = current.indexOf(SECTION_START)
-  const end = current.indexOf(SECTION_END)
-  const next = start !== -1 && end > start
-    ? `${current.slice(0, start)}${block}${current.slice(end + SECTION_END.length)}`
-    : `${current.trimEnd()}\n\n${block}\n`
-  Fs.writeFileSync(file, next)
-}
+export const writeDocsSection = (file: string, section: string) => writeSection(file, "ingest", section)
 
 interface Column {
   readonly title: string

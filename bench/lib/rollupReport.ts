@@ -11,20 +11,11 @@ import { machineFacts } from "./processes.ts"
 import { BEFORE, BEFORE_STEPS, BOUNDS, CHANGES } from "./rollupChanges.ts"
 import { type CorpusCounts, type CorpusSize, EARLIER_VISITOR_SHARE, MAX_EVENTS_PER_SESSION } from "./rollupCorpus.ts"
 import type { CpuUse } from "./rollupMeasure.ts"
+import { writeSection } from "./sections.ts"
 import { formatNumber, formatSummary, summarize } from "./stats.ts"
 
 const REPOSITORY = fileURLToPath(new URL("../..", import.meta.url))
 const DOCS_FILE = fileURLToPath(new URL("../../docs/benchmarks.md", import.meta.url))
-const SECTION_START = "<!-- bench:rollup:start -->"
-const SECTION_END = "<!-- bench:rollup:end -->"
-const FILE_HEADER = `# Benchmarks
-
-Measured figures for Porchlight, one section per benchmark. Each section
-names the command that produced it, the machine and the date. A benchmark
-script rewrites only its own section, between its \`bench:NAME:start\` and
-\`bench:NAME:end\` markers, and appends the section when it is missing.
-`
-
 export interface Setup {
   readonly databaseUrl: URL
   readonly appUrl: URL
@@ -100,7 +91,7 @@ export const report = (input: ReportInput) => {
     console.log(`wrote ${input.jsonFile}`)
   }
   if (!input.quick) {
-    writeDocsSection(section(input, fullVsFloor, incrementalVsFull))
+    writeSection(DOCS_FILE, "rollup", section(input, fullVsFloor, incrementalVsFull))
     console.log(`wrote the rollup section of ${Path.relative(REPOSITORY, DOCS_FILE)}`)
   }
 }
@@ -138,18 +129,6 @@ const gitCommit = () => {
   } catch {
     return "unknown (not a git checkout)"
   }
-}
-
-/** Replaces the rollup section of the docs file, or appends it, and leaves the other sections as they are. */
-const writeDocsSection = (text: string) => {
-  const block = `${SECTION_START}\n${text.trimEnd()}\n${SECTION_END}`
-  const current = Fs.existsSync(DOCS_FILE) ? Fs.readFileSync(DOCS_FILE, "utf8") : FILE_HEADER
-  const start = current.indexOf(SECTION_START)
-  const end = current.indexOf(SECTION_END)
-  const next = start !== -1 && end > start
-    ? `${current.slice(0, start)}${block}${current.slice(end + SECTION_END.length)}`
-    : `${current.trimEnd()}\n\n${block}\n`
-  Fs.writeFileSync(DOCS_FILE, next)
 }
 
 const figureRow = (name: string, runs: ReadonlyArray<RunFigure>) => {
