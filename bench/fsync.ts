@@ -1,9 +1,9 @@
 /**
  * Measures what one durable commit costs the disk under the system's temp
  * folder: an 8 KiB write followed by `fdatasync`, as PostgreSQL does for
- * each commit's WAL, repeated. The figure tells how much group commit can
- * save on this machine: where a flush costs a tenth of a millisecond, one
- * commit per event is cheap, and batching gains little over it.
+ * each commit's WAL, repeated. The figure bounds what group commit can save
+ * on this machine. Where a flush costs a tenth of a millisecond, one commit
+ * per event is cheap, and batching gains little over it.
  *
  * Usage: npx node bench/fsync.ts
  */

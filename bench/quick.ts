@@ -5,9 +5,9 @@
  *
  * A ratio regresses when it is more than 30% worse than the stored one
  * (below 0.7 times a ratio where higher is better, above 1.3 times one where
- * lower is better). A benchmark with a regressed ratio is run once more,
- * and the check fails only when the second run regresses too, so one noisy
- * run on a shared machine does not fail the build on its own. Ratios are
+ * lower is better). `main` runs a benchmark with a regressed ratio once
+ * more and fails only when the second run regresses too. So one noisy run
+ * on a shared machine does not fail the build on its own. Ratios are
  * compared, not times: both sides of a ratio run on the same machine in the
  * same run, so a slower machine moves both.
  *
@@ -42,18 +42,21 @@ type Baseline = Readonly<Record<string, Readonly<Record<string, Ratio>>>>
 
 const main = () => {
   const { values } = parseArgs({ options: { update: { type: "boolean" } }, strict: true })
+  const updating = values.update === true
   const began = performance.now()
   const baseline: Baseline = Fs.existsSync(BASELINE_FILE) ? JSON.parse(Fs.readFileSync(BASELINE_FILE, "utf8")) : {}
   const results: Record<string, Record<string, Ratio>> = {}
   const failures: Array<string> = []
+
   for (const bench of BENCHES) {
     let result = runBench(bench)
     if (result === undefined) {
       failures.push(`${bench}: the quick run failed`)
       continue
     }
-    let regressions = regressionsOf(result, baseline[bench] ?? {})
-    if (regressions.length > 0 && values.update !== true) {
+    // An update stores this run's ratios as they are, so it neither reruns nor fails on a regression.
+    let regressions = updating ? [] : regressionsOf(result, baseline[bench] ?? {})
+    if (regressions.length > 0) {
       say(`${bench}: ${regressions.join("; ")}; running it again to rule out noise`)
       const again = runBench(bench)
       if (again === undefined) {
@@ -66,18 +69,11 @@ const main = () => {
     results[bench] = { ...result.ratios }
     for (const regression of regressions) failures.push(`${bench}: ${regression}`)
   }
-  const seconds = (performance.now() - began) / 1000
-  console.log("")
-  console.log("| benchmark | ratio | this run | stored | better |")
-  console.log("| --- | --- | --- | --- | --- |")
-  for (const [bench, ratios] of Object.entries(results)) {
-    for (const [name, ratio] of Object.entries(ratios)) {
-      const stored = baseline[bench]?.[name]?.value
-      console.log(`| ${bench} | ${name} | ${ratio.value.toFixed(3)} | ${stored === undefined ? "none" : stored.toFixed(3)} | ${ratio.better} |`)
-    }
-  }
-  say(`took ${seconds.toFixed(0)} s`)
-  if (values.update === true) {
+
+  printTable(results, baseline)
+  say(`took ${((performance.now() - began) / 1000).toFixed(0)} s`)
+
+  if (updating) {
     if (failures.length > 0) {
       say(`not updating ${BASELINE_FILE}: ${failures.join("; ")}`)
       process.exitCode = 1
@@ -92,6 +88,20 @@ const main = () => {
     process.exitCode = 1
   } else {
     say("no ratio regressed by more than 30%")
+  }
+}
+
+/** Prints this run's ratios beside the stored ones as a Markdown table. */
+const printTable = (results: Readonly<Record<string, Readonly<Record<string, Ratio>>>>, baseline: Baseline) => {
+  console.log("")
+  console.log("| benchmark | ratio | this run | stored | better |")
+  console.log("| --- | --- | --- | --- | --- |")
+  for (const [bench, ratios] of Object.entries(results)) {
+    for (const [name, ratio] of Object.entries(ratios)) {
+      const stored = baseline[bench]?.[name]?.value
+      const storedText = stored === undefined ? "none" : stored.toFixed(3)
+      console.log(`| ${bench} | ${name} | ${ratio.value.toFixed(3)} | ${storedText} | ${ratio.better} |`)
+    }
   }
 }
 

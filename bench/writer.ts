@@ -14,8 +14,8 @@
  * - The writer: the real `EventWriter` layer over an `@effect/sql-pg` pool of
  *   the application role, as the service configures it. SUBMITTERS fibers
  *   each submit one beacon's rows and wait for the commit, then take the
- *   next beacon, so the writer sees the load of SUBMITTERS connections that
- *   never wait for HTTP.
+ *   next beacon. The writer thus gets the load of SUBMITTERS connections
+ *   that never wait for HTTP.
  * - The floor: one transaction of three `COPY ... FROM STDIN` (CSV) through
  *   `pg-copy-streams`, as the superuser: the run's visitors, the final state
  *   of each session, and the events. It writes each row once; the writer
@@ -165,7 +165,7 @@ const main = async () => {
       const stored = await owner.query<{ n: string }>("SELECT count(*) AS n FROM events")
       const expected = generator.generatedEvents
       if (Number(stored.rows[0]?.n) !== expected) {
-        throw new Error(`rows missing: the events table holds ${stored.rows[0]?.n} rows, expected ${expected}`)
+        throw new Error(`events missing after the run: the events table contains ${stored.rows[0]?.n} rows, expected ${expected}`)
       }
     } finally {
       await runtime.dispose()

@@ -1,11 +1,11 @@
 /**
  * An open-loop HTTP load generator: requests leave on a fixed schedule,
- * `rate` a second, whether or not earlier ones have been answered. Each
- * request's latency runs from the moment the schedule said it should leave,
- * so a request that waits for a free socket, behind a slow answer, counts
- * that wait too (no coordinated omission). Sockets are kept alive and never
- * pipelined; up to `maxSockets` are open at once. Sending stops at the
- * deadline, and the run ends when the last answer arrives or times out.
+ * `rate` a second, whether or not earlier responses have arrived. Each
+ * request's latency runs from its scheduled send time, so a request that
+ * waits for a free socket behind a slow response counts that wait too (no
+ * coordinated omission). Sockets are kept alive and never pipelined, and up
+ * to `maxSockets` are open at once. Sending stops at the deadline, and the
+ * run ends when the last response arrives or times out.
  */
 import * as Http from "node:http"
 import { performance } from "node:perf_hooks"

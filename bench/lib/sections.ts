@@ -1,8 +1,8 @@
 /**
- * Writes one benchmark's section of docs/benchmarks.md. A section sits
- * between the markers `<!-- bench:NAME:start -->` and
- * `<!-- bench:NAME:end -->`; a new run replaces it and leaves the other
- * benchmarks' sections alone, and a missing section is appended.
+ * Writes one benchmark's section of docs/benchmarks.md. A section is
+ * everything between the markers `<!-- bench:NAME:start -->` and
+ * `<!-- bench:NAME:end -->`. A new run replaces it and leaves the other
+ * benchmarks' sections alone. A missing section is appended.
  */
 import * as Fs from "node:fs"
 

@@ -77,8 +77,8 @@ export class Enrichment extends Context.Service<Enrichment, EnrichmentShape>()("
         Effect.annotateLogs({ service: "enrichment", bundled: Option.isNone(config.geoipCountryDb) })
       )
       const hash = (value: string) => createHmac("sha256", pepper).update(value).digest("hex")
-      // The request's own facts (hashes, country, device) are the same for
-      // every event of a batch: work them out once per request.
+      // A batch's events share their request's hashes, country and device,
+      // so these are computed once per request.
       const derived = new WeakMap<RequestFacts, RequestDerived>()
       const derive = (request: RequestFacts): RequestDerived => {
         const known = derived.get(request)

@@ -24,7 +24,7 @@ export interface TenantBatch {
   readonly rejections: ReadonlyArray<RejectionRow>
 }
 
-/** Writes the batch in its own transaction; the call must not run inside another one. */
+/** Writes the batch in its own transaction, so the call must not run inside another one. */
 export const writeTenantBatch = (sql: SqlClient, batch: TenantBatch): Effect.Effect<unknown, SqlError> =>
   sql`SELECT porchlight_write_events(${batch.tenantId}::uuid, ${batchDocument(batch)}::jsonb)`
 

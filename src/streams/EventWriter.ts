@@ -4,13 +4,14 @@
  * MAX_FLUSH_EVENTS), writes it in one transaction per tenant, and then
  * completes every waiting request. Under load the rows that arrive during
  * one flush form the lane's next batch, so a request waits at most for the
- * flush in progress plus its own, and at low load a flush starts as soon as
- * a request arrives. A visitor's rows always take the same lane, and the
+ * flush in progress plus its own. At low load a flush starts as soon as a
+ * request arrives. A visitor's rows always take the same lane, and the
  * lanes' transactions overlap: while one waits for its commit to reach the
  * disk, another is being built and sent.
  *
  * The buffer is bounded: a submit that would take it past MAX_BUFFERED_EVENTS
- * fails at once with `BufferFull` (503 with Retry-After) instead of waiting.
+ * fails at once with `WriteFailed` "buffer_full" (503 with Retry-After)
+ * instead of waiting.
  * Closing the layer's scope stops new submits and drains the buffer.
  */
 import { Context, Deferred, Effect, Layer, Queue, Schema } from "effect"
@@ -141,8 +142,8 @@ export class EventWriter extends Context.Service<EventWriter, EventWriterShape>(
             waits.push(done)
             Queue.offerUnsafe(lanes[part.lane] ?? lanes[0]!, { request: part.request, size: part.size, done })
           }
-          // Every part is settled before the answer, so that a failed part
-          // never leaves another one still writing behind a 503.
+          // Every part settles before the request completes, so that a failed
+          // part never leaves another one still writing behind a 503.
           const outcomes = yield* Effect.forEach(waits, (done) => Effect.exit(Deferred.await(done)))
           for (const outcome of outcomes) {
             if (outcome._tag === "Failure") return yield* outcome
